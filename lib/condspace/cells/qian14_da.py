@@ -1,0 +1,95 @@
+"""Midbrain dopaminergic (DA) neuron of Qian et al. (2014), as adapted by Drion/Fyon.
+
+Na, delayed-rectifier K, L- and N-type calcium, a three-state ERG potassium channel, an
+instantaneous Mg²⁺-blocked NMDA current and a leak. E_Ca is constant; there is no calcium pool.
+"""
+
+from condspace.channels import CellType, Channel, Gate, KineticScheme, PopulationRecipe, Transition
+from condspace.channels import linear_over_expm1, safe_exp, tau_sigmoid
+from condspace.channels import sigmoid as s
+
+META = {
+    "reference": "Qian K, Yu N, Tucker KR, Levitan ES, Canavier CC (2014) J Neurophysiol 112:2779-2790",
+    "doi": "10.1152/jn.00578.2014",
+    "species": "rat, substantia nigra pars compacta",
+    "dics": "Fyon A et al. (2024) PNAS Nexus 3:pgae415; Brandoit J et al. (2025) arXiv:2509.12783",
+}
+E_NA, E_K, E_CA, E_NMDA, MG = 60.0, -85.0, 60.0, 0.0, 1.4
+
+
+def _tau_m_na(xp, V):
+    # The published numerator and exponent vanish 0.017 mV apart (a narrow pole rather than a
+    # removable singularity); linear_over_expm1 bridges that window (see its docstring).
+    alpha = linear_over_expm1(xp, V, -15.6504, -0.4043, -19.565, -0.5052)
+    beta = 3.0212 * safe_exp(xp, -7.4630e-3 * V)
+    return 0.01 + 1.0 / (alpha + beta)
+
+
+def _tau_h_na(xp, V):
+    return 0.4 + 1.0 / (5.0754e-4 * safe_exp(xp, -6.3213e-2 * V) + 9.7529 * safe_exp(xp, 0.13442 * V))
+
+
+ERG = KineticScheme(
+    name="o",
+    states=("C", "O", "I"),
+    transitions=(
+        Transition("C", "O", lambda xp, V: 0.0036 * safe_exp(xp, 0.0759 * V)),
+        Transition("O", "C", lambda xp, V: 1.2523e-5 * safe_exp(xp, -0.0671 * V)),
+        Transition("O", "I", lambda xp, V: 0.1 * safe_exp(xp, 0.1189 * V)),
+        Transition("I", "O", lambda xp, V: 0.003 * safe_exp(xp, -0.0733 * V)),
+    ),
+    open_state="O",
+    timescale="ultraslow",  # Fyon et al. 2024: ERG is read as fully ultraslow feedback
+    initial={"O": 0.0, "I": 0.0},
+)
+
+CHANNELS = (
+    Channel("Na", (
+        Gate("m", 3, lambda xp, V: s(xp, V, 30.0907, -9.7264), _tau_m_na),
+        Gate("h", 1, lambda xp, V: s(xp, V, 54.0289, 10.7665), _tau_h_na),
+    ), E_NA),
+    Channel("Kd", (Gate("n", 3, lambda xp, V: s(xp, V, 25.0, -12.0), lambda xp, V: tau_sigmoid(xp, V, 20.0, -18.0, 38.0, -10.0)),), E_K),
+    Channel("CaL", (Gate("m", 2, lambda xp, V: s(xp, V, 50.0, -2.0), lambda xp, V: tau_sigmoid(xp, V, 30.0, -28.0, 45.0, -3.0)),), E_CA),
+    Channel("CaN", (Gate("m", 1, lambda xp, V: s(xp, V, 30.0, -7.0), lambda xp, V: tau_sigmoid(xp, V, 30.0, -25.0, 55.0, -6.0)),), E_CA),
+    Channel("ERG", (ERG,), E_K),
+    # Instantaneous Mg²⁺ block; an instantaneous gate is fast feedback for the DICs.
+    Channel("NMDA", (Gate("B", 1, lambda xp, V: 1.0 / (1.0 + MG * safe_exp(xp, -0.08 * V) / 10.0), None),), E_NMDA),
+)
+
+_NAMES = ("g_Na", "g_Kd", "g_CaL", "g_CaN", "g_ERG", "g_NMDA", "g_leak")
+
+
+def _named(values):
+    return dict(zip(_NAMES, values, strict=True))
+
+
+CELL = CellType(
+    name="da",
+    title="Dopaminergic neuron (Qian et al. 2014)",
+    channels=CHANNELS,
+    leak_reversal=-50.0,
+    capacitance=1.0,
+    V0=-90.0,
+    calcium=None,
+    box={"g_Na": (0, 60), "g_Kd": (0, 20), "g_CaL": (0, 0.1), "g_CaN": (0, 0.3), "g_ERG": (0, 0.25),
+         "g_leak": (0.005, 0.02)},
+    fixed={"g_NMDA": 0.012},  # Decision (SCIENCE.md §2): a parameter, not inferred
+    examples={
+        "fast spiking": _named((29.3363, 5.55358, 0.187374, 0.0328793, 0.0888514, 0.00997159, 0.0106779)),
+        "tonic spiking": _named((34.1176, 13.2287, 0.0215680, 0.0560284, 0.209517, 0.0115522, 0.0123704)),
+        "bursting": _named((25.1759, 7.03265, 0.112492, 0.0482002, 0.0777861, 0.00848305, 0.00908393)),
+    },
+    # Decision (SCIENCE.md §3): τ_nKd is the slow reference everywhere; ultraslow is 100 ms.
+    dic_reference={"fast": ("Na", "m"), "slow": ("Kd", "n"), "ultraslow": 100.0},
+    protocol={"t_max": 12000.0, "transient": 3000.0},
+    population=PopulationRecipe(
+        V_ref=-55.5,
+        target=(-12.95, 0.5, 5.0),
+        gf_rule=(-3.9, -11.0),
+        solve_for=("Na", "CaN", "ERG"),
+        drawn={"g_Kd": (6.0, 10.0), "g_CaL": (0.015, 0.075)},
+        leak_uniform=(0.0087, 0.017),
+        modulation_pairs=(("gs<0", ("ERG", "CaL")), ("else", ("ERG", "Kd"))),
+    ),
+    meta=META,
+)

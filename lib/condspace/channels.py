@@ -1,0 +1,294 @@
+"""The channel library: gating shapes, a safe exponential and the declaration types.
+
+A cell type (see :mod:`condspace.cells`) is a list of :class:`Channel` objects on top of these
+types. Every rate function receives the array module ``xp`` first so the same function runs on
+NumPy, on CuPy and on complex numbers (complex-step derivatives in :mod:`condspace.dics`).
+Voltages in mV, times in ms, [Ca] in µM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+EXP_CAP = 500.0
+"""Exponents are clipped to ±EXP_CAP before ``exp`` (exp(709) overflows float64)."""
+
+TIMESCALES = ("fast", "slow", "ultraslow")
+
+
+def safe_exp(xp: Any, x: Any) -> Any:
+    """``exp(x)`` with the real part of the exponent clipped to ±:data:`EXP_CAP`.
+
+    The imaginary part is kept, so complex-step differentiation goes through unchanged.
+    """
+    if xp.iscomplexobj(x):
+        return xp.exp(xp.clip(x.real, -EXP_CAP, EXP_CAP) + 1j * x.imag)
+    return xp.exp(xp.clip(x, -EXP_CAP, EXP_CAP))
+
+
+def sigmoid(xp: Any, V: Any, D: float, k: float) -> Any:
+    """Boltzmann shape σ(V; D, k) = 1 / (1 + exp((V + D) / k)) (dimensionless)."""
+    return 1.0 / (1.0 + safe_exp(xp, (V + D) / k))
+
+
+def tau_sigmoid(xp: Any, V: Any, A: float, B: float, D: float, k: float) -> Any:
+    """The "tau sigmoid" A + B·σ(V; D, k) (ms)."""
+    return A + B * sigmoid(xp, V, D, k)
+
+
+def tau_double_exp(xp: Any, V: Any, A: float, B: float, D1: float, k1: float, D2: float, k2: float) -> Any:
+    """A + B / (exp((V + D1)/k1) + exp((V + D2)/k2)) (ms), the bell-shaped τ of Liu et al. 1998."""
+    return A + B / (safe_exp(xp, (V + D1) / k1) + safe_exp(xp, (V + D2) / k2))
+
+
+def linear_over_expm1(xp: Any, V: Any, a: float, b: float, c: float, d: float, delta: float = 1e-2) -> Any:
+    """(a + b·V) / (exp(c + d·V) − 1), evaluated safely near the zero of the exponent.
+
+    Hodgkin–Huxley style rates have a removable singularity where the exponent vanishes when the
+    numerator vanishes at the same voltage. With published, rounded coefficients the two zeros can
+    differ by a few hundredths of a mV, leaving a narrow pole. Inside ``|c + d·V| < delta`` the
+    function is replaced by the straight line between its values at ``c + d·V = ±delta``; outside
+    it is the expression as published.
+
+    Args:
+        xp: Array module.
+        V: Membrane potential (mV), any shape.
+        a, b: Numerator coefficients.
+        c, d: Exponent coefficients (``d != 0``).
+        delta: Half-width of the bridged window in units of the exponent.
+    """
+    x = c + d * V
+    inside = xp.abs(x.real if xp.iscomplexobj(x) else x) < delta
+    x_safe = xp.where(inside, delta, x)
+    direct = (a + b * V) / (safe_exp(xp, x_safe) - 1.0)
+    v_lo, v_hi = (-delta - c) / d, (delta - c) / d
+    f_lo = (a + b * v_lo) / (xp.exp(-delta) - 1.0)
+    f_hi = (a + b * v_hi) / (xp.exp(delta) - 1.0)
+    bridged = f_lo + (f_hi - f_lo) * (V - v_lo) / (v_hi - v_lo)
+    return xp.where(inside, bridged, direct)
+
+
+RateFn = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One Hodgkin–Huxley gating variable.
+
+    Attributes:
+        name: Gate name within its channel, e.g. ``"m"``.
+        power: Exponent of the gate in the channel's gating product (m³h → m: 3, h: 1).
+        inf: Steady state, ``inf(xp, V)`` or ``inf(xp, V, ca)`` when ``uses_calcium``.
+        tau: Time constant ``tau(xp, V)`` in ms; ``None`` for an instantaneous gate.
+        uses_calcium: The steady state depends on [Ca] (µM) as well as V.
+        timescale: Optional DIC override, one of ``"fast"``, ``"slow"``, ``"ultraslow"``;
+            ``None`` means: weight by ``tau`` (instantaneous gates are fast).
+    """
+
+    name: str
+    power: int
+    inf: RateFn
+    tau: RateFn | None
+    uses_calcium: bool = False
+    timescale: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.timescale is not None and self.timescale not in TIMESCALES:
+            raise ValueError(f"Gate {self.name}: timescale must be one of {TIMESCALES}")
+        if self.power < 1:
+            raise ValueError(f"Gate {self.name}: power must be a positive integer")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One first-order transition ``source → target`` of a kinetic scheme, rate in 1/ms."""
+
+    source: str
+    target: str
+    rate: RateFn  # rate(xp, V) in 1/ms
+
+
+@dataclass(frozen=True)
+class KineticScheme:
+    """A multi-state (Markov) gate; the channel conducts in ``open_state``.
+
+    The first state in ``states`` is eliminated by conservation (occupancies sum to 1), the
+    others are integrated. Its steady state is derived by the engines from the transitions.
+
+    Attributes:
+        name: Name of the gating variable, e.g. ``"o"``.
+        states: State names; ``states[0]`` is the conserved one.
+        transitions: The transitions between them.
+        open_state: The conducting state.
+        power: Exponent of the open probability in the gating product.
+        initial: Initial occupancies of the integrated states; ``None`` = steady state at V0.
+        timescale: DIC timescale of the whole scheme (required: schemes have no single τ).
+    """
+
+    name: str
+    states: tuple[str, ...]
+    transitions: tuple[Transition, ...]
+    open_state: str
+    timescale: str
+    power: int = 1
+    initial: dict[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        known = set(self.states)
+        for t in self.transitions:
+            if t.source not in known or t.target not in known:
+                raise ValueError(f"Scheme {self.name}: transition {t.source}->{t.target} names an unknown state")
+        if self.open_state not in known or self.open_state == self.states[0]:
+            raise ValueError(f"Scheme {self.name}: open_state must be one of the integrated states")
+        if self.timescale not in TIMESCALES:
+            raise ValueError(f"Scheme {self.name}: timescale must be one of {TIMESCALES}")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """An ionic channel: ḡ · Π gates^power · (V − E).
+
+    Attributes:
+        name: Channel name; its conductance is called ``g_<name>`` everywhere.
+        gates: Gates and/or kinetic schemes, whose powered product is the open fraction.
+        reversal: Reversal potential E (mV).
+        carries_calcium: Its current feeds the cell's calcium pool.
+        meta: Reference, DOI, species and notes.
+    """
+
+    name: str
+    gates: tuple[Gate | KineticScheme, ...]
+    reversal: float
+    carries_calcium: bool = False
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CalciumPool:
+    """First-order intracellular calcium: τ d[Ca]/dt = −α·I_Ca − [Ca] + β.
+
+    Attributes:
+        tau: Time constant (ms).
+        alpha: Current-to-concentration factor (µM per µA/cm²).
+        beta: Resting [Ca] (µM).
+        initial: [Ca] at t = 0 (µM).
+    """
+
+    tau: float
+    alpha: float
+    beta: float
+    initial: float
+
+
+GateRef = tuple[str, str]
+"""A reference to one gate, ``(channel name, gate name)``, e.g. ``("Na", "m")``."""
+
+
+@dataclass(frozen=True)
+class PopulationRecipe:
+    """How the literature builds a degenerate spiking population by compensation (DICs).
+
+    Attributes:
+        V_ref: Reference voltage V* (mV) at which DIC targets are imposed.
+        target: Default (g_f, g_s, g_u) target, in multiples of g_leak.
+        gf_rule: (slope, intercept) of the g_f target as a function of g_s: g_f = a·g_s + b.
+        solve_for: Channels solved for (one per targeted DIC row).
+        drawn: Uniform ranges of the drawn conductances (mS/cm²), before leak scaling.
+        leak_uniform: (a, b): g_leak ~ Gamma with the mean and variance of U[a, b].
+        calcium_guess: For channels whose column depends on themselves through [Ca]:
+            name → (intercept, slope) of the initial guess as a function of target g_s.
+        modulation_pairs: Default channel pairs for (g_s, g_u) modulation, as
+            ``(condition, pair)`` rules checked in order; condition is one of
+            ``"gu<0"``, ``"gs>=0"``, ``"gs<0"``, ``"else"``.
+    """
+
+    V_ref: float
+    target: tuple[float, float, float]
+    gf_rule: tuple[float, float]
+    solve_for: tuple[str, ...]
+    drawn: dict[str, tuple[float, float]]
+    leak_uniform: tuple[float, float]
+    calcium_guess: dict[str, tuple[float, float]] = field(default_factory=dict)
+    modulation_pairs: tuple[tuple[str, tuple[str, str]], ...] = ()
+
+
+@dataclass(frozen=True)
+class CellType:
+    """A conductance-based cell type, declared once and read by every engine.
+
+    Attributes:
+        name: Short registry name (``"stg"``).
+        title: Human-readable title.
+        channels: The active channels, in conductance order (leak comes last, implicitly).
+        leak_reversal: E_leak (mV).
+        capacitance: C (µF/cm²).
+        V0: Initial membrane potential (mV); gates start at their steady state there.
+        calcium: The calcium pool, or ``None``.
+        box: Literature box of conductance ranges (mS/cm²) for the inferred conductances.
+        fixed: Conductances held at a value, not inferred (mS/cm²).
+        examples: Published example conductance sets, label → {g_name: value}.
+        dic_reference: Reference time constants for the DIC weights, one per timescale
+            ("fast", "slow", "ultraslow"): a gate reference (its τ(V)) or a constant (ms).
+        protocol: Default simulation protocol, {"t_max": ms, "transient": ms}.
+        population: The compensation recipe of the literature, or ``None``.
+        meta: Reference, DOI, species, notes.
+    """
+
+    name: str
+    title: str
+    channels: tuple[Channel, ...]
+    leak_reversal: float
+    capacitance: float
+    V0: float
+    calcium: CalciumPool | None
+    box: dict[str, tuple[float, float]]
+    fixed: dict[str, float]
+    examples: dict[str, dict[str, float]]
+    dic_reference: dict[str, GateRef | float]
+    protocol: dict[str, float]
+    population: PopulationRecipe | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Channel names in conductance order, ``"leak"`` last."""
+        return tuple(c.name for c in self.channels) + ("leak",)
+
+    @property
+    def conductance_names(self) -> tuple[str, ...]:
+        """``g_<name>`` for every channel, leak last: the column names used everywhere."""
+        return tuple(f"g_{n}" for n in self.channel_names)
+
+    @property
+    def n_channels(self) -> int:
+        """Number of conductances, leak included."""
+        return len(self.channels) + 1
+
+    @property
+    def inferred_names(self) -> tuple[str, ...]:
+        """Conductance names that are free parameters (not in ``fixed``), in order."""
+        return tuple(n for n in self.conductance_names if n not in self.fixed)
+
+    def channel(self, name: str) -> Channel:
+        """The channel called ``name`` (without the ``g_`` prefix)."""
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(f"cell {self.name!r} has no channel {name!r}; channels: {self.channel_names}")
+
+    def example(self, label: str) -> dict[str, float]:
+        """A published example set by label (see ``examples``)."""
+        try:
+            return dict(self.examples[label])
+        except KeyError:
+            raise KeyError(f"cell {self.name!r} has no example {label!r}; known: {sorted(self.examples)}") from None
+
+    def index(self, name: str) -> int:
+        """Column index of a channel (``"Na"`` or ``"g_Na"``)."""
+        key = name[2:] if name.startswith("g_") else name
+        try:
+            return self.channel_names.index(key)
+        except ValueError:
+            raise KeyError(f"cell {self.name!r} has no conductance {name!r}; known: {self.conductance_names}") from None

@@ -1,0 +1,380 @@
+"""One batched integrator for every declared cell type.
+
+>>> from condspace import cells, simulate
+>>> stg = cells.get("stg")
+>>> res = simulate(stg, [stg.example("tonic spiking")], backend="numpy")  # doctest: +SKIP
+>>> res.spike_times[0][:3]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from condspace import cells as _cells
+from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
+from condspace.backend import Backend, resolve
+from condspace.channels import CellType
+
+MAX_DT = 1.0  # ms: above this, exponential Euler still runs but spike shapes (≈1 ms) are lost.
+NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md §5: 4th-order Butterworth low-pass at 1 kHz
+NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
+CHECK_EVERY = 200  # steps between checks for numerical blow-ups
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` returns.
+
+    Attributes:
+        spike_times: One float array per neuron: spike times (ms, from the start of the
+            simulation) after the transient. Empty for neurons flagged not ``ok``.
+        ok: (N,) bool: False where a state became NaN/inf or V left the physical range.
+        traces: ``None`` or ``{"t": (T,) ms, "V": (n_rec, T) mV, "neurons": (n_rec,) int}``.
+        metadata: dt, t_max, transient, duration (ms), backend, device, dtype, method, cell,
+            n_neurons, wall time (s).
+    """
+
+    spike_times: list[np.ndarray]
+    ok: np.ndarray
+    traces: dict[str, np.ndarray] | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """(N,) number of spikes after the transient."""
+        return np.array([len(s) for s in self.spike_times])
+
+    @property
+    def duration(self) -> float:
+        """Analysed duration t_max − transient (ms)."""
+        return float(self.metadata["duration"])
+
+
+# ----- argument checking ---------------------------------------------------------------------
+def conductance_matrix(cell: CellType, g: Any) -> np.ndarray:
+    """Turn conductances into an (N, n_channels) float64 array in ``cell.conductance_names`` order.
+
+    Args:
+        cell: The cell type.
+        g: (N, n_channels) or (n_channels,) array, a mapping name → value/array (names with or
+            without the ``g_`` prefix; ``cell.fixed`` conductances may be omitted), a sequence
+            of such mappings, or a pandas DataFrame with those columns.
+
+    Raises:
+        ValueError: Wrong shape, unknown or missing names, negative, NaN or infinite values.
+    """
+    names = cell.conductance_names
+    if hasattr(g, "columns") and hasattr(g, "to_dict"):  # pandas DataFrame
+        g = {c: np.asarray(g[c], dtype=float) for c in g.columns}
+    if isinstance(g, Sequence) and len(g) and isinstance(g[0], Mapping):
+        g = {k: np.array([row[k] for row in g], dtype=float) for k in g[0]}
+    if isinstance(g, Mapping):
+        cols = {}
+        for key, val in g.items():
+            name = key if str(key).startswith("g_") else f"g_{key}"
+            if name not in names:
+                raise ValueError(f"g: unknown conductance {key!r} for cell {cell.name!r}; expected names {names}")
+            cols[name] = np.atleast_1d(np.asarray(val, dtype=float))
+        for name, value in cell.fixed.items():
+            cols.setdefault(name, np.atleast_1d(value))
+        missing = [n for n in names if n not in cols]
+        if missing:
+            raise ValueError(f"g: missing conductances {missing} for cell {cell.name!r}")
+        n = max(len(c) for c in cols.values())
+        try:
+            arr = np.stack([np.broadcast_to(cols[nm], (n,)) for nm in names], axis=1)
+        except ValueError:
+            raise ValueError("g: the conductance columns have different lengths") from None
+    else:
+        arr = np.asarray(g, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise ValueError(
+                f"g: expected shape (N, {len(names)}) with columns {names} for cell {cell.name!r}, "
+                f"got shape {np.shape(g)}")
+    if arr.shape[0] == 0:
+        raise ValueError("g: no neurons (N = 0)")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"g: {names[c]} of neuron {r} is {arr[r, c]}; conductances must be finite "
+                         f"({int(bad.sum())} non-finite entries)")
+    neg = arr < 0
+    if neg.any():
+        r, c = np.argwhere(neg)[0]
+        raise ValueError(f"g: {names[c]} of neuron {r} is {arr[r, c]} < 0; maximal conductances must be "
+                         f"non-negative ({int(neg.sum())} negative entries)")
+    if np.any(arr[:, -1] <= 0):
+        r = int(np.argmax(arr[:, -1] <= 0))
+        raise ValueError(f"g: g_leak of neuron {r} is {arr[r, -1]}; the leak must be > 0 (it sets the rest)")
+    return np.ascontiguousarray(arr)
+
+
+def _check_protocol(t_max: float, dt: float, transient: float, noise_std: float) -> int:
+    for name, val in (("t_max", t_max), ("dt", dt), ("transient", transient), ("noise_std", noise_std)):
+        if not np.isfinite(val):
+            raise ValueError(f"{name} must be finite, got {val}")
+    if dt <= 0:
+        raise ValueError(f"dt must be > 0 ms, got {dt}")
+    if dt > MAX_DT:
+        raise ValueError(f"dt={dt} ms is too large to resolve spikes; use dt ≤ {MAX_DT} ms (0.05 is standard)")
+    if t_max <= 0 or t_max < dt:
+        raise ValueError(f"t_max must be ≥ dt > 0 ms, got t_max={t_max}")
+    if transient < 0 or transient >= t_max:
+        raise ValueError(f"transient must satisfy 0 ≤ transient < t_max ({t_max} ms), got {transient}")
+    if noise_std < 0:
+        raise ValueError(f"noise_std is a standard deviation (µA/cm²) and must be ≥ 0, got {noise_std}")
+    return int(round(t_max / dt))
+
+
+def _current_vector(current: Any, n: int) -> np.ndarray:
+    arr = np.asarray(current, dtype=float)
+    if arr.ndim == 0:
+        arr = np.full(n, float(arr))
+    if arr.shape != (n,):
+        raise ValueError(f"current: expected a scalar or an array of shape ({n},) (µA/cm²), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("current: applied currents must be finite")
+    return arr
+
+
+def _record_spec(record: Any, n: int, dt: float) -> tuple[np.ndarray, int] | None:
+    if record is None:
+        return None
+    interval = max(dt, 0.1)
+    if isinstance(record, Mapping):
+        interval = float(record.get("interval", interval))
+        record = record.get("neurons", [])
+    idx = np.atleast_1d(np.asarray(record, dtype=int))
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"record: neuron indices must lie in [0, {n}), got {idx.tolist()}")
+    if interval < dt:
+        raise ValueError(f"record: interval {interval} ms is shorter than dt={dt} ms")
+    return idx, max(1, int(round(interval / dt)))
+
+
+# ----- noise -----------------------------------------------------------------------------------
+class _Noise:
+    """Low-pass filtered Gaussian current, std = noise_std after filtering (SCIENCE.md §5).
+
+    Each group of NOISE_GROUP consecutive neurons has its own stream seeded by (seed, group), so
+    a neuron's noise does not depend on how the population is chunked.
+    """
+
+    def __init__(self, std: float, dt: float, seed: int | None, start: int, n: int) -> None:
+        from scipy import signal  # noqa: PLC0415
+
+        fs = 1000.0 / dt  # Hz
+        self.sos = None
+        if NOISE_CUTOFF_HZ < 0.95 * fs / 2:
+            self.sos = signal.butter(4, NOISE_CUTOFF_HZ, btype="low", fs=fs, output="sos")
+            impulse = np.zeros(int(20 * fs / NOISE_CUTOFF_HZ) + 1000)
+            impulse[0] = 1.0
+            gain = np.sqrt(np.sum(signal.sosfilt(self.sos, impulse) ** 2))
+            self.zi = np.zeros((self.sos.shape[0], 2, n))
+        else:
+            gain = 1.0
+        self.scale = std / gain
+        base = 0 if seed is None else int(seed)
+        entropy = np.random.SeedSequence().entropy if seed is None else base
+        g0, g1 = start // NOISE_GROUP, (start + n - 1) // NOISE_GROUP
+        self.streams = [(max(start, g * NOISE_GROUP) - start, min(start + n, (g + 1) * NOISE_GROUP) - start,
+                         np.random.default_rng([entropy, g])) for g in range(g0, g1 + 1)]
+        self.offsets = [max(0, start - g * NOISE_GROUP) for g in range(g0, g1 + 1)]
+        self.n = n
+
+    def block(self, steps: int) -> np.ndarray:
+        """The next ``steps`` time steps of current: shape (steps, n), µA/cm²."""
+        from scipy import signal  # noqa: PLC0415
+
+        white = np.empty((steps, self.n))
+        for (a, b, rng), off in zip(self.streams, self.offsets, strict=True):
+            # Draw the whole group so that a neuron's stream does not depend on chunk borders.
+            full = rng.standard_normal((steps, NOISE_GROUP))
+            white[:, a:b] = full[:, off:off + (b - a)]
+        if self.sos is not None:
+            white, self.zi = signal.sosfilt(self.sos, white, axis=0, zi=self.zi)
+        white *= self.scale
+        return white
+
+
+# ----- the integrator ----------------------------------------------------------------------------
+def simulate(
+    cell: str | CellType,
+    g: Any,
+    *,
+    t_max: float = 6000.0,
+    dt: float = 0.05,
+    transient: float = 3000.0,
+    current: Any = 0.0,
+    noise_std: float = 0.0,
+    seed: int | None = None,
+    backend: str | Backend = "auto",
+    dtype: str = "float64",
+    record: Any = None,
+    method: str = "table",
+    chunk_size: int | None = None,
+    progress: bool | None = None,
+) -> SimulationResult:
+    """Simulate a population of neurons of one cell type, all at once.
+
+    Args:
+        cell: Cell type or its registry name (``"stg"``, ``"da"``).
+        g: Maximal conductances (mS/cm²): (N, n_channels) array in ``cell.conductance_names``
+            order, or a mapping name → values (see :func:`conductance_matrix`).
+        t_max: Simulated time (ms).
+        dt: Time step (ms).
+        transient: Spikes before this time (ms) are discarded.
+        current: Applied current I_app (µA/cm²), scalar or (N,).
+        noise_std: Standard deviation (µA/cm²) of the low-pass filtered Gaussian noise current
+            (after filtering); 0 for none.
+        seed: Seed of the noise; the same seed gives the same noise on every backend.
+        backend: ``"auto"``, ``"numpy"`` or ``"cupy"`` (see :func:`condspace.backend.resolve`).
+        dtype: ``"float64"`` (default) or ``"float32"``.
+        record: Neuron indices whose voltage to keep, or ``{"neurons": [...], "interval": ms}``
+            (default interval max(dt, 0.1 ms)). Traces cover the whole run, transient included.
+        method: ``"table"`` (interpolated rate tables, default, fast) or ``"exact"``.
+        chunk_size: Neurons integrated together (bounds memory); default 4096 on NumPy.
+        progress: Show a progress bar; ``None`` shows it for runs expected to take over ~5 s
+            (never when the environment variable ``CONDSPACE_QUIET`` is set).
+
+    Returns:
+        A :class:`SimulationResult`.
+
+    Raises:
+        ValueError: Bad conductances, protocol, current, record or method.
+        RuntimeError: ``backend="cupy"`` without a GPU.
+    """
+    cell = _cells.get(cell)
+    gmat = conductance_matrix(cell, g)
+    n = gmat.shape[0]
+    n_steps = _check_protocol(t_max, dt, transient, noise_std)
+    if method not in ("table", "exact"):
+        raise ValueError(f"method must be 'table' or 'exact', got {method!r}")
+    be = resolve(backend, dtype)
+    cur = _current_vector(current, n)
+    rec = _record_spec(record, n, dt)
+    if chunk_size is None:
+        chunk_size = 4096 if be.name == "numpy" else 131072
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    engine = Engine(cell, dt, be.xp, be.dtype, method)
+    if progress is None:
+        progress = n * n_steps > 1.5e8 and not os.environ.get("CONDSPACE_QUIET")
+    bar = _progress_bar(progress, n * n_steps, cell.name)
+
+    t0 = time.perf_counter()
+    spikes: list[np.ndarray] = [np.empty(0)] * n
+    ok = np.ones(n, dtype=bool)
+    trace_store = None
+    if rec is not None:
+        n_samples = n_steps // rec[1] + 1
+        trace_store = np.empty((len(rec[0]), n_samples))
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        noise = _Noise(noise_std, dt, seed, start, stop - start) if noise_std > 0 else None
+        rec_chunk = None
+        if rec is not None:
+            sel = (rec[0] >= start) & (rec[0] < stop)
+            rec_chunk = (np.flatnonzero(sel), rec[0][sel] - start, rec[1])
+        sp, ok_c = _run_chunk(engine, be, gmat[start:stop], cur[start:stop], n_steps, dt, transient,
+                              noise, rec_chunk, trace_store, bar)
+        spikes[start:stop] = sp
+        ok[start:stop] = ok_c
+    if bar is not None:
+        bar.close()
+    traces = None
+    if rec is not None:
+        every = rec[1]
+        traces = {"t": np.arange(trace_store.shape[1]) * every * dt, "V": trace_store, "neurons": rec[0]}
+    meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
+            "backend": be.name, "device": be.device, "dtype": np.dtype(be.dtype).name, "method": method,
+            "n_neurons": n, "noise_std": noise_std, "seed": seed, "wall_s": time.perf_counter() - t0}
+    return SimulationResult(spikes, ok, traces, meta)
+
+
+def _progress_bar(show: bool, total: float, name: str):
+    if not show:
+        return None
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    return tqdm(total=int(total), unit="neuron-step", unit_scale=True, desc=f"simulate {name}")
+
+
+def _run_chunk(engine: Engine, be: Backend, g: np.ndarray, cur: np.ndarray, n_steps: int, dt: float,
+               transient: float, noise: _Noise | None, rec, trace_store, bar) -> tuple[list, np.ndarray]:
+    xp = be.xp
+    n = g.shape[0]
+    st = engine.initial(n)
+    gbar = be.asarray(g[:, :-1].T.copy())
+    g_leak = be.asarray(g[:, -1])
+    base_drive = g_leak * engine.E_leak + be.asarray(cur)
+    drive = base_drive
+    armed = st["V"] < SPIKE_REARM
+    ok = xp.ones(n, dtype=bool)
+    init = engine.initial(1)
+    hits_idx, hits_t = [], []
+    block = max(100, min(5000, int(4e6 // max(n, 1))))
+    noise_block, nb_pos = None, 0
+    if rec is not None:
+        trace_store[rec[0], 0] = be.to_numpy(st["V"][rec[1]])
+    for k in range(n_steps):
+        if noise is not None:
+            if noise_block is None or nb_pos == noise_block.shape[0]:
+                noise_block, nb_pos = be.asarray(noise.block(min(block, n_steps - k))), 0
+            drive = base_drive + noise_block[nb_pos]
+            nb_pos += 1
+        V_old = st["V"]
+        V = engine.step(st, gbar, g_leak, drive)
+        up = V >= SPIKE_THRESHOLD
+        up &= armed
+        if up.any():
+            idx = xp.flatnonzero(up)
+            t = (k + (SPIKE_THRESHOLD - V_old[idx]) / (V[idx] - V_old[idx])) * dt
+            armed[idx] = False
+            keep = t >= transient
+            hits_idx.append(be.to_numpy(idx[keep]))
+            hits_t.append(be.to_numpy(t[keep]))
+        armed |= V < SPIKE_REARM
+        if rec is not None and (k + 1) % rec[2] == 0:
+            trace_store[rec[0], (k + 1) // rec[2]] = be.to_numpy(V[rec[1]])
+        if (k + 1) % CHECK_EVERY == 0 or k + 1 == n_steps:
+            _flag_invalid(engine, st, ok, init)
+            if bar is not None:
+                bar.update(n * min(CHECK_EVERY, (k % CHECK_EVERY) + 1))
+    ok_np = be.to_numpy(ok)
+    return _split_spikes(hits_idx, hits_t, n, ok_np), ok_np
+
+
+def _flag_invalid(engine: Engine, st: dict, ok: Any, init: dict) -> None:
+    """Flag neurons whose state became non-finite or left V_BOUNDS; reset them to rest."""
+    xp = engine.xp
+    V = st["V"]
+    bad = ~xp.isfinite(V) | (V < V_BOUNDS[0]) | (V > V_BOUNDS[1]) | ~xp.isfinite(st["ca"])
+    bad |= ~xp.isfinite(st["X"]).all(axis=0)
+    if st["P"].shape[0]:
+        bad |= ~xp.isfinite(st["P"]).all(axis=0)
+    if bad.any():
+        ok &= ~bad
+        for key in ("V", "ca"):
+            st[key][bad] = init[key][0]
+        st["X"][:, bad] = init["X"][:, :1]
+        st["P"][:, bad] = init["P"][:, :1]
+
+
+def _split_spikes(hits_idx: list, hits_t: list, n: int, ok: np.ndarray) -> list[np.ndarray]:
+    if not hits_idx:
+        return [np.empty(0) for _ in range(n)]
+    idx = np.concatenate(hits_idx)
+    t = np.concatenate(hits_t)
+    order = np.argsort(idx, kind="stable")  # stable: times stay in temporal order per neuron
+    idx, t = idx[order], t[order]
+    bounds = np.searchsorted(idx, np.arange(n + 1))
+    return [t[bounds[i]:bounds[i + 1]] if ok[i] else np.empty(0) for i in range(n)]
