@@ -1,0 +1,260 @@
+"""Spike-time recordings on disk: the ``ID,spiking_times`` CSV format.
+
+One row per neuron; the spike times (ms) are a quoted, bracketed, comma-separated list::
+
+    ID,spiking_times
+    1,"[3057.05, 3157.1, 3257.15]"
+    2,"[]"
+
+An empty list is a silent recording. Files written by :func:`save_csv` may carry extra columns
+after ``spiking_times`` (e.g. the features of :func:`condspace.features.extract`);
+:func:`load_csv` accepts and ignores them.
+
+**Decision (IDs).** IDs are kept as strings exactly as written in the file (surrounding
+whitespace stripped): ``"007"`` and ``"7"`` are different recordings and nothing is lost on a
+round trip. :func:`save_csv` accepts any IDs (ints included) and writes ``str(id)``.
+
+>>> import numpy as np, tempfile, os
+>>> from condspace import recordings
+>>> path = os.path.join(tempfile.mkdtemp(), "spikes.csv")
+>>> recordings.save_csv(path, [np.array([3057.05, 3157.1]), np.array([])], ids=[1, 2])
+>>> recordings.load_csv(path)
+{'1': array([3057.05, 3157.1 ]), '2': array([], dtype=float64)}
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADER = ("ID", "spiking_times")
+
+
+# ----- atomic writing ------------------------------------------------------------------------------
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old file intact.
+
+    Raises:
+        FileNotFoundError: The destination folder does not exist.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{path}: folder {folder} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+# ----- reading -----------------------------------------------------------------------------------
+def _parse_times(field: str, where: str) -> np.ndarray:
+    """Parse ``"[t1, t2, ...]"`` into a validated float array; ``where`` prefixes error messages."""
+    text = field.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        raise ValueError(f"{where}: spiking_times must be a bracketed list like \"[3057.05, 3157.1]\", "
+                         f"got {_short(text)!r}")
+    inner = text[1:-1].strip()
+    if not inner:
+        return np.empty(0)
+    tokens = inner.split(",")
+    try:
+        times = np.array(tokens, dtype=float)
+    except ValueError:
+        bad = next(tok for tok in tokens if not _is_float(tok))
+        raise ValueError(f"{where}: spiking_times holds a non-numeric entry {bad.strip()!r}") from None
+    _check_times(times, where)
+    return times
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[:n] + "..."
+
+
+def _check_times(times: np.ndarray, where: str) -> None:
+    """Spike times must be finite, ≥ 0 ms and strictly increasing."""
+    if not np.all(np.isfinite(times)):
+        raise ValueError(f"{where}: spike times must be finite, found {times[~np.isfinite(times)][0]}")
+    if times.size and times.min() < 0:
+        raise ValueError(f"{where}: spike times must be ≥ 0 ms, found {times.min()}")
+    steps = np.diff(times)
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        raise ValueError(f"{where}: spike times must be strictly increasing, but entry {k + 1} ({times[k]}) is "
+                         f"followed by {times[k + 1]}")
+
+
+def load_csv(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read a spike-time recording file.
+
+    Args:
+        path: CSV file with header ``ID,spiking_times`` (further columns are allowed and ignored).
+
+    Returns:
+        Dict ID (str, as in the file) → 1-D float array of spike times (ms), in file order.
+
+    Raises:
+        FileNotFoundError: No such file.
+        ValueError: Wrong header, a row with a missing or extra column, an empty or duplicate
+            ID, a times field that is not a bracketed list of numbers, or times that are
+            negative, non-finite or not strictly increasing. The message names the file and the
+            line (the header is line 1).
+    """
+    path = Path(path)
+    out: dict[str, np.ndarray] = {}
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.reader(fh, skipinitialspace=True)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise ValueError(f"{path}: empty file; expected the header {','.join(HEADER)}") from None
+        except csv.Error as err:
+            raise ValueError(f"{path}, line 1: unreadable CSV header ({err})") from None
+        if tuple(header[:2]) != HEADER:
+            raise ValueError(f"{path}, line 1: header must start with {','.join(HEADER)}, got {','.join(header)}")
+        width = len(header)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as err:
+                raise ValueError(f"{path}, line {reader.line_num}: unreadable CSV ({err})") from None
+            where = f"{path}, line {reader.line_num}"
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue  # blank line
+            if len(row) != width:
+                what = "missing" if len(row) < width else "extra"
+                raise ValueError(f"{where}: {what} column(s): expected {width} fields ({','.join(header)}), "
+                                 f"got {len(row)} (is the times list quoted?)")
+            ident = row[0].strip()
+            if not ident:
+                raise ValueError(f"{where}: empty ID")
+            if ident in out:
+                raise ValueError(f"{where}: duplicate ID {ident!r}")
+            out[ident] = _parse_times(row[1], where)
+    return out
+
+
+# ----- writing ----------------------------------------------------------------------------------
+def _format_value(value: Any) -> str:
+    """One feature cell: floats exactly (shortest round-trip repr), NaN/None as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, float | np.floating):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, np.integer | np.bool_):
+        return str(value.item())
+    return str(value)
+
+
+def _csv_field(text: str) -> str:
+    """Quote a CSV field only when it needs it (RFC 4180: commas, quotes, line breaks, edge spaces)."""
+    if any(ch in text for ch in ',"\n\r') or text != text.strip():
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _feature_columns(features: Any, n: int) -> dict[str, list]:
+    if features is None:
+        return {}
+    if hasattr(features, "columns") and hasattr(features, "iloc"):  # pandas DataFrame: positional rows
+        dup = features.columns[features.columns.duplicated()]
+        if len(dup):
+            raise ValueError(f"features: duplicate column names {list(dup)}")
+        cols = {str(c): features[c].tolist() for c in features.columns}
+    elif isinstance(features, Mapping):
+        cols = {str(k): np.atleast_1d(np.asarray(v, dtype=object)).tolist() for k, v in features.items()}
+    else:
+        raise ValueError(f"features: expected a pandas DataFrame or a mapping column → values, "
+                         f"got {type(features).__name__}")
+    for name, values in cols.items():
+        if name in HEADER:
+            raise ValueError(f"features: column {name!r} clashes with the recording columns {HEADER}; rename it")
+        if len(values) != n:
+            raise ValueError(f"features: column {name!r} has {len(values)} rows for {n} spike trains")
+    return cols
+
+
+def save_csv(
+    path: str | os.PathLike,
+    spike_times: Sequence[Any] | Mapping[Any, Any],
+    ids: Sequence[Any] | None = None,
+    features: Any = None,
+    *,
+    decimals: int | None = None,
+) -> None:
+    """Write spike trains (and optional feature columns) in the recordings format, atomically.
+
+    Args:
+        path: Destination CSV file (its folder must exist).
+        spike_times: A list of N 1-D arrays of spike times (ms), or a mapping ID → array.
+        ids: N IDs for a list (any type; written as ``str(id)``); default 0..N-1. Not allowed
+            together with a mapping, whose keys are the IDs.
+        features: Optional DataFrame (rows matched by position) or mapping column → N values,
+            appended as columns after ``spiking_times``; NaN is written as an empty cell.
+        decimals: Round spike times to this many decimals (default: exact, shortest repr).
+
+    Raises:
+        ValueError: Duplicate or empty IDs, ids of the wrong length, trains that are not 1-D,
+            finite, ≥ 0 and strictly increasing (what :func:`load_csv` would reject), or bad
+            feature columns.
+        FileNotFoundError: The destination folder does not exist.
+    """
+    if isinstance(spike_times, Mapping):
+        if ids is not None:
+            raise ValueError("ids: give ids only with a list of trains; a mapping's keys are already the IDs")
+        ids, trains = list(spike_times.keys()), list(spike_times.values())
+    else:
+        trains = list(spike_times)
+        ids = list(range(len(trains))) if ids is None else list(ids)
+    if len(ids) != len(trains):
+        raise ValueError(f"ids: got {len(ids)} IDs for {len(trains)} spike trains")
+    str_ids = [str(i).strip() for i in ids]
+    if any(not s for s in str_ids):
+        raise ValueError("ids: empty ID")
+    if len(set(str_ids)) != len(str_ids):
+        dup = next(s for s in str_ids if str_ids.count(s) > 1)
+        raise ValueError(f"ids: duplicate ID {dup!r} (IDs are compared as strings)")
+    cols = _feature_columns(features, len(trains))
+
+    lines = [",".join(_csv_field(h) for h in (*HEADER, *cols))]
+    for k, (ident, train) in enumerate(zip(str_ids, trains, strict=True)):
+        times = np.asarray(train, dtype=float)
+        if times.ndim != 1:
+            raise ValueError(f"spike_times: train {ident!r} has shape {times.shape}; expected a 1-D array (ms)")
+        if decimals is not None:
+            times = np.round(times, decimals)
+        _check_times(times, f"spike_times: train {ident!r}")
+        # The times list is always quoted (it holds commas), "[]" and one-spike lists included.
+        field = '"[' + ", ".join(map(repr, times.tolist())) + ']"'
+        lines.append(",".join([_csv_field(ident), field, *(_csv_field(_format_value(v[k])) for v in cols.values())]))
+    text = "\n".join(lines) + "\n"
+    write_text_atomic(path, text)
+
+
+__all__ = ["HEADER", "load_csv", "save_csv", "write_text_atomic"]
