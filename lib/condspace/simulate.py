@@ -241,7 +241,7 @@ def simulate(
         record: Neuron indices whose voltage to keep, or ``{"neurons": [...], "interval": ms}``
             (default interval max(dt, 0.1 ms)). Traces cover the whole run, transient included.
         method: ``"table"`` (interpolated rate tables, default, fast) or ``"exact"``.
-        chunk_size: Neurons integrated together (bounds memory); default 4096 on NumPy.
+        chunk_size: Neurons integrated together (bounds memory); default 16384 on NumPy.
         progress: Show a progress bar; ``None`` shows it for runs expected to take over ~5 s
             (never when the environment variable ``CONDSPACE_QUIET`` is set).
 
@@ -262,7 +262,7 @@ def simulate(
     cur = _current_vector(current, n)
     rec = _record_spec(record, n, dt)
     if chunk_size is None:
-        chunk_size = 4096 if be.name == "numpy" else 131072
+        chunk_size = 16384 if be.name == "numpy" else 131072
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
     engine = Engine(cell, dt, be.xp, be.dtype, method)
