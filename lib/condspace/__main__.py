@@ -1,0 +1,108 @@
+"""Command line: ``python -m condspace COMMAND [options]`` (also installed as ``condspace``).
+
+Run ``python -m condspace --help`` for the list of commands and ``python -m condspace COMMAND
+--help`` for the options of one.
+
+Adding a command (e.g. ``dics``, ``population``, ``infer``, ``reachability``) is one line here:
+
+1. In your own module, build a :class:`condspace.cli.Command`::
+
+       from condspace.cli import Command
+
+       def _add_arguments(parser):          # argparse.ArgumentParser of your subcommand
+           parser.add_argument("--cell", default="stg", help="cell type (default: %(default)s)")
+
+       def _run(args) -> int:               # argparse.Namespace; return the exit code (0 = success)
+           ...
+
+       CLI = Command(_add_arguments, _run, description="What the command does, in a paragraph.")
+
+2. Register it in :data:`COMMANDS` below: ``"dics": ("condspace.dics:CLI", "one-line summary")``.
+
+The module is imported only when its command runs (or shows its ``--help``), so a slow import
+(torch for ``infer``) never slows other commands down, and a broken one cannot break them.
+``run`` signals bad input by raising ``ValueError``/``KeyError``/``OSError`` (or
+:class:`condspace.cli.CLIError`) with a clear message: :func:`main` prints it on stderr and exits
+with status 2, without a traceback (``--debug`` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+#: command name → ("module:attribute" of its :class:`condspace.cli.Command`, one-line summary).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("condspace.cli:SIMULATE", "simulate neurons from a conductance table; write spike times + features"),
+    "features": ("condspace.cli:FEATURES", "classify recorded spike trains and compute their features"),
+}
+
+PROG = "python -m condspace"
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The argument parser; only the command named in ``argv`` gets its options (lazy imports).
+
+    Args:
+        argv: The command-line arguments (without the program name). Pass ``[name]`` to get a
+            parser whose ``name`` subcommand is fully populated.
+    """
+    from condspace import __version__  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Degenerate conductance-based neuron populations from the command line.",
+        epilog=f"Run '{PROG} COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"condspace {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (target, summary) in COMMANDS.items():
+        if name != chosen:
+            sub.add_parser(name, help=summary)
+            continue
+        command = _load(target)
+        cmd_parser = sub.add_parser(name, help=summary, description=command.description or summary,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(cmd_parser)
+        cmd_parser.set_defaults(_run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its exit status.
+
+    Returns:
+        0 on success, 2 on bad usage or bad input (message on stderr), or what the command returns.
+    """
+    from condspace.cli import CLIError  # noqa: PLC0415
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version or a usage error already printed by argparse
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except (CLIError, ValueError, KeyError, OSError) as err:
+        if args.debug:
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
