@@ -128,7 +128,10 @@ def _reference(cell: CellType, key: str) -> Any:
             raise ValueError(f"cell {cell.name!r}: dic_reference[{key!r}] = {ref} must be a positive time (ms)")
         return float(ref)
     if isinstance(ref, tuple) and len(ref) == 2:
-        channel = cell.channel(ref[0])
+        try:
+            channel = cell.channel(ref[0])
+        except KeyError as err:
+            raise ValueError(f"cell {cell.name!r}: dic_reference[{key!r}] = {ref!r}: {err.args[0]}") from None
         for gate in channel.gates:
             if gate.name == ref[1] and isinstance(gate, Gate) and gate.tau is not None:
                 return gate.tau
