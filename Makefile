@@ -1,0 +1,78 @@
+# condspace: build the book, run the tests. Needs only Python >= 3.11; everything else is
+# installed into .venv by `make setup` (which `book` and `test` run first).
+#
+#   make book    execute every chapters/NN_name.py in full mode into executed/, build _build/html
+#   make test    the whole pytest suite (chapters in FAST mode and a -W book build included)
+#   make bench   run every benchmarks/*.py
+#   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The interpreter that creates the venv: python3.11 when there is one, else python3.
+BOOTSTRAP_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+# Extra pip flags, e.g. PIP_FLAGS="--extra-index-url https://download.pytorch.org/whl/cpu" on a
+# machine whose default index would serve the multi-GB CUDA build of torch.
+PIP_FLAGS ?=
+
+CHAPTERS := $(sort $(wildcard chapters/[0-9]*.py))
+EXECUTED := $(patsubst chapters/%.py,executed/%.ipynb,$(CHAPTERS))
+# A chapter is re-executed when its source, the library, the data or the executor change.
+LIBRARY  := $(shell find lib/condspace -name '*.py' -o -name '*.mplstyle' 2>/dev/null)
+DATA     := $(shell find data -type f 2>/dev/null)
+
+# No progress bars in executed notebooks or test logs; tests draw headless.
+export CONDSPACE_QUIET := 1
+
+.PHONY: help setup book chapters test bench lint clean distclean
+
+help:
+	@echo "make setup     create .venv (Python >= 3.11) and install requirements.txt and -e ."
+	@echo "make book      execute chapters/*.py in full mode into executed/, build _build/html"
+	@echo "make test      run the test suite (chapters in FAST mode, -W book build)"
+	@echo "make bench     run benchmarks/*.py"
+	@echo "make lint      ruff check"
+	@echo "make clean     remove _build, executed, caches;  make distclean: also .venv"
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -n "$(BOOTSTRAP_PYTHON)" || { echo "make setup: no python3.11 or python3 on PATH" >&2; exit 1; }
+	@test -x $(PY) || { echo "creating $(VENV) with $(BOOTSTRAP_PYTHON)"; $(BOOTSTRAP_PYTHON) -m venv $(VENV); }
+	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "condspace needs Python >= 3.11, $(VENV) has " + sys.version.split()[0] + ": make distclean, then make setup BOOTSTRAP_PYTHON=python3.11")'
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements.txt
+	$(PY) -m pip install $(PIP_FLAGS) -e .
+	touch $@
+
+# Full-mode execution of one chapter (jupytext -> papermill -> hide-cell tag; see tools/execute_chapter.py).
+executed/%.ipynb: chapters/%.py $(STAMP) $(LIBRARY) $(DATA) tools/execute_chapter.py
+	$(PY) tools/execute_chapter.py $< $@ -p FAST False
+
+chapters: $(EXECUTED)
+
+book: setup $(EXECUTED)
+	rm -rf _build
+	$(VENV)/bin/jupyter-book build . -W --keep-going
+	@echo "book: open _build/html/index.html"
+
+test: setup
+	MPLBACKEND=Agg $(VENV)/bin/pytest
+
+bench: setup
+	@shopt -s nullglob; scripts=(benchmarks/*.py); \
+	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; fi; \
+	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf _build executed .pytest_cache .ruff_cache sbi-logs
+
+distclean: clean
+	rm -rf $(VENV)
