@@ -1,0 +1,598 @@
+"""Figures for the book: one style file, fixed colours, axis labels with units.
+
+Plots sit at the end of the data flow: every helper takes plain NumPy arrays or a pandas
+DataFrame (what the other modules return) and imports nothing from simulate, features,
+inference, dics, populations or neuromodulation; only the cell declarations
+(:mod:`condspace.cells`, with :mod:`condspace.channels` and :mod:`condspace.kinetics`) are read,
+to tabulate and draw a cell's channels. Each helper returns the
+:class:`matplotlib.figure.Figure`; captions belong in the notebook cell metadata, not in titles.
+
+The colours never change between chapters:
+
+* :data:`DIC_COLORS` for the fast, slow and ultraslow dynamic input conductances;
+* :data:`CLASS_COLORS` for the activity classes silent, spiking, bursting and invalid.
+
+>>> from condspace import plotting
+>>> plotting.use_style()
+>>> fig = plotting.plot_dic_curves(V, gf, gs, gu, vth=-50.5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from condspace import cells
+from condspace.channels import CellType, Channel, KineticScheme
+from condspace.kinetics import scheme_steady_state
+
+STYLE_PATH = Path(__file__).with_name("condspace.mplstyle")
+
+# Okabe-Ito colours (colour-blind safe). Fast = vermillion, slow = blue, ultraslow = green.
+DIC_COLORS: dict[str, str] = {"fast": "#D55E00", "slow": "#0072B2", "ultraslow": "#009E73"}
+DIC_SYMBOLS: dict[str, str] = {"fast": "g_f", "slow": "g_s", "ultraslow": "g_u"}
+
+# Activity classes in their reading order; "invalid" = the simulation blew up (SimulationResult.ok False).
+CLASS_COLORS: dict[str, str] = {"silent": "#999999", "spiking": "#56B4E9", "bursting": "#CC79A7", "invalid": "#000000"}
+CLASS_ORDER: tuple[str, ...] = ("silent", "spiking", "bursting", "invalid")
+HIGHLIGHT_COLOR = "#E69F00"  # orange: never a DIC or class colour
+
+V_LABEL = "V (mV)"
+T_LABEL = "t (ms)"
+CONDUCTANCE_UNIT = "mS/cm²"
+DIC_UNIT = "× g_leak"  # DICs are normalised by the leak conductance (SCIENCE.md §3)
+
+# Units of quantities the chapters plot, by exact name. unit_label falls back to name rules.
+# Feature names follow condspace.features.FEATURES ("–" = dimensionless).
+UNITS: dict[str, str] = {
+    "g_f": DIC_UNIT, "g_s": DIC_UNIT, "g_u": DIC_UNIT, "g_in": DIC_UNIT,
+    "V_th": "mV", "V": "mV", "t": "ms",
+    "cv_isi": "–", "duty_cycle": "–", "spikes_per_burst": "spikes", "n_spikes": "spikes",
+    "n_bursts": "bursts", "burstiness": "Hz/s",
+}
+
+
+def use_style() -> None:
+    """Apply the condspace matplotlib style (call once near the top of a chapter)."""
+    plt.style.use(STYLE_PATH)
+
+
+def class_color(label: str, fallback_index: int = 0) -> str:
+    """Colour of an activity class; labels outside :data:`CLASS_COLORS` take a neutral cycle colour."""
+    if label in CLASS_COLORS:
+        return CLASS_COLORS[label]
+    extra = ["#E69F00", "#F0E442", "#56B4E9", "#009E73"]
+    return extra[fallback_index % len(extra)]
+
+
+def unit_label(name: str, units: Mapping[str, str] | None = None) -> str:
+    """Axis label ``"name (unit)"`` for a quantity.
+
+    Looks the unit up in ``units`` first, then in :data:`UNITS`, then by name: ``g_*``
+    conductances are mS/cm²; names with ``freq`` or ending in ``_hz`` are Hz; names ending in
+    ``_ms``, starting with ``isi`` or containing ``duration``/``period`` are ms. Without a unit
+    the bare name is returned, so a missing unit is visible on the figure rather than invented.
+
+    Args:
+        name: Quantity or column name (``"g_Na"``, ``"spiking_freq_hz"``).
+        units: Optional name → unit overrides (``"–"`` for dimensionless).
+    """
+    unit = (units or {}).get(name, UNITS.get(name))
+    low = name.lower()
+    if unit is None:
+        if name.startswith("g_"):
+            unit = CONDUCTANCE_UNIT
+        elif "freq" in low or low.endswith("_hz"):
+            unit = "Hz"
+        elif low.endswith("_ms") or low.startswith("isi") or "duration" in low or "period" in low:
+            unit = "ms"
+    return f"{name} ({unit})" if unit else name
+
+
+def _figure(nrows: int = 1, ncols: int = 1, **kw: Any) -> tuple[Figure, np.ndarray]:
+    with plt.style.context(STYLE_PATH):
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False, **kw)
+        # The first figure of a session loads the backend; in a notebook the inline backend then
+        # switches interactive mode on. Leaving the style context would restore the old rcParams
+        # and switch it off again, and no later figure would be shown: keep what was set here.
+        interactive = plt.isinteractive()
+    plt.interactive(interactive)
+    return fig, axes
+
+
+def _vector(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D array, got shape {arr.shape}")
+    return arr
+
+
+# ----- the cell declaration ------------------------------------------------------------------
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _gating_product(channel: Channel) -> str:
+    parts = []
+    for gate in channel.gates:
+        exp = "" if gate.power == 1 else str(gate.power).translate(_SUPERSCRIPT)
+        parts.append(f"{gate.name}{exp}")
+    return "·".join(parts)
+
+
+def channel_table(cell: str | CellType) -> pd.DataFrame:
+    """The channels of a cell type as a table (one row per conductance, leak last).
+
+    Args:
+        cell: A registered name (``"stg"``, ``"da"``) or a :class:`~condspace.channels.CellType`.
+
+    Returns:
+        DataFrame indexed by conductance name (``g_Na``, …) with the gating product, the
+        reversal potential ``E (mV)``, the literature range ``range (mS/cm²)`` (or the fixed
+        value), the gates' kinds and the calcium role.
+    """
+    cell = cells.get(cell)
+    rows = []
+    for channel in cell.channels:
+        kinds = []
+        for gate in channel.gates:
+            if isinstance(gate, KineticScheme):
+                kinds.append(f"{gate.name}: {len(gate.states)}-state scheme ({gate.timescale})")
+            elif gate.tau is None:
+                kinds.append(f"{gate.name}: instantaneous")
+            elif gate.uses_calcium:
+                kinds.append(f"{gate.name}: depends on V and [Ca]")
+            else:
+                kinds.append(f"{gate.name}: τ(V)")
+        rows.append({"channel": channel.name, "gating": _gating_product(channel), "E (mV)": channel.reversal,
+                     "gates": "; ".join(kinds), "calcium": "carries Ca²⁺" if channel.carries_calcium else ""})
+    rows.append({"channel": "leak", "gating": "1", "E (mV)": cell.leak_reversal, "gates": "", "calcium": ""})
+    table = pd.DataFrame(rows, index=pd.Index(cell.conductance_names, name="conductance"))
+    table[f"range ({CONDUCTANCE_UNIT})"] = [
+        f"fixed {cell.fixed[n]:g}" if n in cell.fixed else (f"{cell.box[n][0]:g} – {cell.box[n][1]:g}" if n in cell.box
+                                                             else "")
+        for n in table.index]
+    return table
+
+
+def _scheme_tau(scheme: KineticScheme, V: np.ndarray) -> np.ndarray:
+    """Slowest relaxation time (ms) of a kinetic scheme: −1 / (largest non-zero eigenvalue of Q)."""
+    pos = {name: i for i, name in enumerate(scheme.states)}
+    Q = np.zeros(V.shape + (len(pos), len(pos)))
+    for tr in scheme.transitions:
+        rate = np.asarray(tr.rate(np, V), dtype=float)
+        Q[..., pos[tr.target], pos[tr.source]] += rate
+        Q[..., pos[tr.source], pos[tr.source]] -= rate
+    eig = np.sort(np.linalg.eigvals(Q).real, axis=-1)  # one eigenvalue is 0 (conservation)
+    return -1.0 / eig[..., -2]
+
+
+def plot_gating(cell: str | CellType, V: Any = None, ca: float | None = None) -> Figure:
+    """Steady states x∞(V) and time constants τ(V) of every gate of a cell type.
+
+    Args:
+        cell: A registered name or a :class:`~condspace.channels.CellType`.
+        V: (M,) voltages in mV; −100 to +40 mV by default.
+        ca: [Ca] (µM) for calcium-dependent steady states; the cell's initial [Ca] by default.
+
+    Returns:
+        Two panels sharing ``V (mV)``: ``x∞ (–)`` and ``τ (ms)`` on a log axis. A kinetic
+        scheme shows its open-state occupancy and its slowest relaxation time; instantaneous
+        gates have no τ curve.
+    """
+    cell = cells.get(cell)
+    V = np.linspace(-100.0, 40.0, 561) if V is None else _vector(V, "V")
+    if ca is None and cell.calcium is not None:
+        ca = cell.calcium.initial
+    fig, axes = _figure(1, 2, figsize=(9.0, 3.6), sharex=True)
+    ax_inf, ax_tau = axes[0]
+    with plt.style.context(STYLE_PATH):
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, channel in enumerate(cell.channels):
+        color = colors[k % len(colors)]
+        for j, gate in enumerate(channel.gates):
+            style = ("-", "--", ":")[j % 3]
+            label = f"{channel.name} {gate.name}"
+            if isinstance(gate, KineticScheme):
+                x_inf = scheme_steady_state(np, gate, V)[gate.open_state]
+                tau = _scheme_tau(gate, V)
+            elif gate.uses_calcium:
+                x_inf, tau = gate.inf(np, V, ca), gate.tau(np, V)
+                label += f" ([Ca] = {ca:g} µM)"
+            else:
+                x_inf = gate.inf(np, V)
+                tau = None if gate.tau is None else gate.tau(np, V) * np.ones_like(V)
+            ax_inf.plot(V, x_inf, color=color, ls=style, label=label)
+            if tau is not None:
+                ax_tau.plot(V, tau, color=color, ls=style, label=label)
+    ax_inf.set_xlabel(V_LABEL)
+    ax_inf.set_ylabel("steady state x∞ (–)")
+    ax_tau.set_xlabel(V_LABEL)
+    ax_tau.set_ylabel("time constant τ (ms)")
+    ax_tau.set_yscale("log")
+    ax_tau.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return fig
+
+
+# ----- voltage traces ------------------------------------------------------------------------
+def plot_traces(t: Any, V: Any, labels: Sequence[str] | None = None, colors: Sequence[str] | None = None) -> Figure:
+    """Stacked membrane-voltage traces, one panel per neuron, sharing the time axis.
+
+    Args:
+        t: (T,) time in ms.
+        V: (T,) or (N, T) membrane voltage in mV (``SimulationResult.traces["V"]`` has this shape).
+        labels: N labels shown in each panel (e.g. the activity class or an example name).
+        colors: N colours (e.g. ``[CLASS_COLORS[c] for c in classes]``); black by default.
+
+    Returns:
+        The figure, N rows of axes labelled ``V (mV)`` over a shared ``t (ms)`` axis.
+
+    Raises:
+        ValueError: When the shapes of ``t``, ``V``, ``labels`` or ``colors`` do not match.
+    """
+    t = _vector(t, "t")
+    V = np.asarray(V, dtype=float)
+    if V.ndim == 1:
+        V = V[None, :]
+    if V.ndim != 2 or V.shape[1] != t.size:
+        raise ValueError(f"V: expected shape ({t.size},) or (N, {t.size}) in mV to match t, got {np.shape(V)}")
+    n = V.shape[0]
+    for arg, seq in (("labels", labels), ("colors", colors)):
+        if seq is not None and len(seq) != n:
+            raise ValueError(f"{arg}: expected {n} entries (one per trace), got {len(seq)}")
+    fig, axes = _figure(n, 1, sharex=True, figsize=(6.4, 0.4 + 1.1 * n))
+    for i, ax in enumerate(axes[:, 0]):
+        ax.plot(t, V[i], color=colors[i] if colors is not None else "black", lw=0.8)
+        ax.set_ylabel(V_LABEL)
+        if labels is not None:
+            ax.text(0.99, 0.95, str(labels[i]), transform=ax.transAxes, ha="right", va="top")
+    axes[-1, 0].set_xlabel(T_LABEL)
+    return fig
+
+
+# ----- activity classes ----------------------------------------------------------------------
+def plot_class_fractions(labels: Any, ax: plt.Axes | None = None) -> Figure:
+    """Bar chart of the fraction of neurons in each activity class, counts on the bars.
+
+    Silent, spiking and bursting are always shown (an empty class is information); "invalid"
+    and any other label appear when present, in :data:`CLASS_ORDER` then alphabetical order.
+
+    Args:
+        labels: (N,) class label per neuron (strings, e.g. from the features module).
+        ax: Axes to draw into; a new figure when None.
+
+    Returns:
+        The figure. Bar heights sum to 1.
+
+    Raises:
+        ValueError: When ``labels`` is empty or not 1-D.
+    """
+    arr = np.asarray(labels, dtype=object)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"labels: expected a non-empty 1-D array of class names, got shape {arr.shape}")
+    arr = arr.astype(str)
+    present = set(arr.tolist())
+    classes = [c for c in CLASS_ORDER if c != "invalid" or c in present]
+    classes += sorted(present - set(CLASS_ORDER))
+    counts = np.array([(arr == c).sum() for c in classes])
+    fractions = counts / arr.size
+    if ax is None:
+        fig, axes = _figure(figsize=(4.0, 3.0))
+        ax = axes[0, 0]
+    colors = [class_color(c, i) for i, c in enumerate(classes)]
+    bars = ax.bar(classes, fractions, color=colors)
+    ax.bar_label(bars, labels=[f"n={k}" for k in counts], padding=2)
+    ax.set_ylim(0, max(1.0, fractions.max() * 1.15))
+    ax.set_xlabel("activity class")
+    ax.set_ylabel(f"fraction of neurons (N = {arr.size})")
+    return ax.figure
+
+
+# ----- feature distributions -----------------------------------------------------------------
+def plot_feature_distributions(
+    df: pd.DataFrame,
+    columns: Sequence[str],
+    by: str | None = "label",
+    units: Mapping[str, str] | None = None,
+    bins: int = 30,
+) -> Figure:
+    """Histograms of spike-train features, one panel per feature, one colour per activity class.
+
+    Args:
+        df: One row per neuron (``condspace.features.extract`` output): feature columns plus,
+            optionally, the class column ``by``.
+        columns: Feature columns to plot. Non-finite values (a burst feature of a tonic
+            neuron) are left out; the legend gives the number of finite values per class.
+        by: Column holding the activity class (``"label"`` in the features table; coloured with
+            :data:`CLASS_COLORS`); None or a missing column draws one histogram per feature.
+        units: Unit overrides for the axis labels (see :func:`unit_label`).
+        bins: Number of bins, shared by the classes of one feature.
+
+    Returns:
+        The figure: x labels ``feature (unit)``, y labels ``neurons``.
+
+    Raises:
+        KeyError: When a column is not in ``df`` (the message lists the available columns).
+        ValueError: When ``columns`` is empty or ``df`` is not a DataFrame.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"df: expected a pandas DataFrame, got {type(df).__name__}")
+    columns = list(columns)
+    if not columns:
+        raise ValueError("columns: give at least one feature column to plot")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"columns: {missing} not in df; available: {list(df.columns)}")
+    if by is not None and by in df.columns:
+        groups = [c for c in CLASS_ORDER if (df[by] == c).any()]
+        groups += sorted(set(df[by].astype(str)) - set(CLASS_ORDER))
+    else:
+        groups, by = [None], None
+    ncols = min(3, len(columns))
+    nrows = -(-len(columns) // ncols)
+    fig, axes = _figure(nrows, ncols, figsize=(3.0 * ncols, 2.4 * nrows))
+    for k, (col, ax) in enumerate(zip(columns, axes.flat, strict=False)):
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        finite = np.isfinite(values)
+        edges = np.histogram_bin_edges(values[finite], bins=bins) if finite.any() else np.linspace(0, 1, bins + 1)
+        for j, group in enumerate(groups):
+            sel = finite if group is None else finite & (df[by].astype(str) == group).to_numpy()
+            if group is None:
+                color, name = "0.3", "all"
+            else:
+                color, name = class_color(group, j), group
+            ax.hist(values[sel], bins=edges, histtype="stepfilled", alpha=0.5, color=color,
+                    edgecolor=color, label=f"{name} (n={int(sel.sum())})")
+        ax.set_xlabel(unit_label(col, units))
+        ax.set_ylabel("neurons")
+        if k == 0:
+            ax.legend()
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    return fig
+
+
+# ----- conductances --------------------------------------------------------------------------
+def _conductance_name(name: str) -> str:
+    return name if name.startswith("g_") else f"g_{name}"
+
+
+def plot_conductance_pairs(
+    g: Any,
+    names: Sequence[str],
+    highlight: Any = None,
+    log: bool = False,
+    kind: str = "scatter",
+) -> Figure:
+    """Degeneracy at a glance: pairwise scatter (corner plot) or parallel coordinates of ḡ.
+
+    Args:
+        g: (N, k) maximal conductances in mS/cm² (or a DataFrame with ``names`` as columns).
+        names: k conductance names (``"g_Na"`` or ``"Na"``), the column order of ``g``.
+        highlight: Rows to draw on top in orange: a boolean mask (N,) or integer indices
+            (e.g. the published example appended as the last row).
+        log: Logarithmic conductance axes (all finite values must then be > 0).
+        kind: ``"scatter"`` (k×k lower-triangle grid, histograms on the diagonal) or
+            ``"parallel"`` (one line per neuron, each conductance divided by its population
+            median, so every channel shares one fold-change axis).
+
+    Returns:
+        The figure; axis labels ``g_X (mS/cm²)`` (scatter) or ``g / population median of g (fold)`` (parallel).
+
+    Raises:
+        ValueError: For mismatched shapes, an unknown ``kind``, bad ``highlight`` indices, or
+            non-positive values with ``log=True``.
+        KeyError: When ``g`` is a DataFrame without one of the ``names`` columns.
+    """
+    names = [_conductance_name(str(n)) for n in names]
+    if isinstance(g, pd.DataFrame):
+        missing = [n for n in names if n not in g.columns]
+        if missing:
+            raise KeyError(f"names: {missing} not in the columns of g; available: {list(g.columns)}")
+        g = g[names].to_numpy(dtype=float)
+    G = np.asarray(g, dtype=float)
+    if G.ndim != 2 or G.shape[1] != len(names) or G.shape[0] == 0:
+        raise ValueError(f"g: expected shape (N, {len(names)}) to match names, got {np.shape(G)}")
+    if kind not in ("scatter", "parallel"):
+        raise ValueError(f"kind={kind!r}: use 'scatter' or 'parallel'")
+    mask = np.zeros(G.shape[0], dtype=bool)
+    if highlight is not None:
+        h = np.asarray(highlight)
+        if h.dtype == bool:
+            if h.shape != (G.shape[0],):
+                raise ValueError(f"highlight: a boolean mask must have shape ({G.shape[0]},), got {h.shape}")
+            mask = h
+        else:
+            idx = np.atleast_1d(h).astype(int)
+            if idx.size and (idx.min() < -G.shape[0] or idx.max() >= G.shape[0]):
+                raise ValueError(f"highlight: indices must lie in [0, {G.shape[0]}), got {idx.tolist()}")
+            mask[idx] = True
+    finite = G[np.isfinite(G)]
+    if log and np.any(finite <= 0):
+        bad = [n for j, n in enumerate(names) if np.any(G[np.isfinite(G[:, j]), j] <= 0)]
+        raise ValueError(f"log=True needs g > 0; {bad} contain zeros or negative values (use log=False)")
+    if kind == "parallel":
+        return _parallel(G, names, mask, log)
+    return _corner(G, names, mask, log)
+
+
+def _corner(G: np.ndarray, names: list[str], mask: np.ndarray, log: bool) -> Figure:
+    k = len(names)
+    fig, axes = _figure(k, k, figsize=(1.6 * k + 0.6, 1.6 * k + 0.6))
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_visible(False)
+                continue
+            if i == j:
+                col = G[np.isfinite(G[:, j]), j]
+                edges = np.geomspace(col.min(), col.max(), 25) if log and col.size else 25
+                ax.hist(col, bins=edges, color="0.5")
+                ax.set_yticks([])
+            else:
+                ax.scatter(G[~mask, j], G[~mask, i], s=3, color="0.35", alpha=0.5, linewidths=0)
+                if mask.any():
+                    ax.scatter(G[mask, j], G[mask, i], s=14, color=HIGHLIGHT_COLOR, zorder=3)
+                if log:
+                    ax.set_yscale("log")
+                ax.set_ylabel(unit_label(names[i]) if j == 0 else "")
+            if log:
+                ax.set_xscale("log")
+            ax.set_xlabel(unit_label(names[j]) if i == k - 1 else "")
+            if i < k - 1:
+                ax.tick_params(labelbottom=False)
+            if j > 0:
+                ax.tick_params(labelleft=False)
+    return fig
+
+
+def _parallel(G: np.ndarray, names: list[str], mask: np.ndarray, log: bool) -> Figure:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fold = G / np.nanmedian(G, axis=0)
+    x = np.arange(len(names))
+    fig, axes = _figure(figsize=(max(4.0, 0.8 * len(names) + 1.5), 3.2))
+    ax = axes[0, 0]
+    ax.plot(x, fold[~mask].T, color="0.35", alpha=min(1.0, 20 / max(1, (~mask).sum())), lw=0.6)
+    if mask.any():
+        ax.plot(x, fold[mask].T, color=HIGHLIGHT_COLOR, lw=1.5, zorder=3)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xticks(x, names, rotation=45 if len(names) > 5 else 0)
+    ax.set_xlabel("conductance")
+    ax.set_ylabel("g / population median of g (fold)")
+    return fig
+
+
+def plot_degenerate_pairs(
+    t: Any,
+    V: Any,
+    g: Any,
+    names: Sequence[str],
+    t_window: tuple[float, float] | None = None,
+    box: Mapping[str, tuple[float, float]] | None = None,
+) -> Figure:
+    """Pairs of neurons that fire alike with different conductances: traces left, ḡ right.
+
+    Rows ``2p`` and ``2p + 1`` of ``V`` and ``g`` form pair ``p``.
+
+    Args:
+        t: (T,) time in ms.
+        V: (2P, T) membrane voltage in mV, the two neurons of each pair on consecutive rows.
+        g: (2P, k) maximal conductances in mS/cm², same row order.
+        names: k conductance names (``"g_Na"`` or ``"Na"``).
+        t_window: (start, end) in ms of the traces to show; all of ``t`` by default.
+        box: Optional literature ranges (``cell.box``); then each conductance is shown as a
+            fraction of its range's upper bound instead of in mS/cm².
+
+    Returns:
+        P rows of two panels: overlaid traces (``t (ms)``, ``V (mV)``) and, per channel, both
+        neurons' conductances on a log axis (``g (mS/cm²)`` or ``g / range maximum (–)``).
+
+    Raises:
+        ValueError: When the shapes do not match or the number of rows is odd.
+    """
+    t = _vector(t, "t")
+    V = np.asarray(V, dtype=float)
+    names = [_conductance_name(str(n)) for n in names]
+    G = np.asarray(g, dtype=float)
+    if V.ndim != 2 or V.shape[1] != t.size or V.shape[0] % 2 or V.shape[0] == 0:
+        raise ValueError(f"V: expected shape (2P, {t.size}) (pairs on consecutive rows, mV), got {V.shape}")
+    if G.shape != (V.shape[0], len(names)):
+        raise ValueError(f"g: expected shape ({V.shape[0]}, {len(names)}) to match V and names, got {G.shape}")
+    if box is not None:
+        missing = [n for n in names if n not in box]
+        upper = np.array([box[n][1] if n in box else np.nan for n in names])
+        G = G / upper
+        if missing:  # fixed conductances have no range: shown at no position rather than a made-up one
+            G[:, [names.index(n) for n in missing]] = np.nan
+    window = np.ones(t.size, dtype=bool) if t_window is None else (t >= t_window[0]) & (t <= t_window[1])
+    if not window.any():
+        raise ValueError(f"t_window={t_window}: no time points of t ({t[0]}–{t[-1]} ms) inside")
+    n_pairs = V.shape[0] // 2
+    fig, axes = _figure(n_pairs, 2, figsize=(9.0, 2.2 * n_pairs + 0.4), width_ratios=(2.2, 1.0))
+    pair_colors = ("black", HIGHLIGHT_COLOR)
+    x = np.arange(len(names))
+    for p in range(n_pairs):
+        ax_v, ax_g = axes[p]
+        for k in range(2):
+            row = 2 * p + k
+            ax_v.plot(t[window], V[row, window], color=pair_colors[k], lw=0.8, alpha=0.85, label=f"neuron {'ab'[k]}")
+            ax_g.plot(x, G[row], "o", color=pair_colors[k], ms=5)
+        ax_g.vlines(x, np.fmin(G[2 * p], G[2 * p + 1]), np.fmax(G[2 * p], G[2 * p + 1]), color="0.6", lw=1)
+        ax_g.set_yscale("log")
+        ax_g.set_xticks(x, names, rotation=60, fontsize=8)
+        ax_v.set_ylabel(V_LABEL)
+        ax_g.set_ylabel("g / range maximum (–)" if box is not None else f"g ({CONDUCTANCE_UNIT})")
+        if p == 0:
+            ax_v.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2)
+    axes[-1, 0].set_xlabel(T_LABEL)
+    return fig
+
+
+# ----- dynamic input conductances ------------------------------------------------------------
+def plot_dic_curves(
+    V: Any,
+    gf: Any,
+    gs: Any,
+    gu: Any,
+    vth: float | None = None,
+    normalised: bool = True,
+    ax: plt.Axes | None = None,
+) -> Figure:
+    """Fast, slow and ultraslow DICs against voltage, with the threshold voltage V_th marked.
+
+    Args:
+        V: (M,) voltages in mV.
+        gf: (M,) fast DIC of one neuron, or (N, M) for a population (drawn as the median
+            with a 10–90 % band).
+        gs: Slow DIC, same shape as ``gf``.
+        gu: Ultraslow DIC, same shape as ``gf``.
+        vth: Threshold voltage in mV (a dashed vertical line); None or NaN draws none
+            (V_th does not exist for every neuron: the legend then says so).
+        normalised: True when the DICs are multiples of g_leak (the default everywhere),
+            False for mS/cm².
+        ax: Axes to draw into; a new figure when None.
+
+    Returns:
+        The figure; x label ``V (mV)``, y label ``DIC (× g_leak)`` or ``DIC (mS/cm²)``.
+
+    Raises:
+        ValueError: When a DIC array does not match ``V``.
+    """
+    V = _vector(V, "V")
+    if ax is None:
+        fig, axes = _figure(figsize=(5.0, 3.4))
+        ax = axes[0, 0]
+    ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
+    for arg, curve, scale in (("gf", gf, "fast"), ("gs", gs, "slow"), ("gu", gu, "ultraslow")):
+        y = np.asarray(curve, dtype=float)
+        if y.ndim not in (1, 2) or y.shape[-1] != V.size:
+            raise ValueError(f"{arg}: expected shape ({V.size},) or (N, {V.size}) to match V, got {y.shape}")
+        color, label = DIC_COLORS[scale], f"{DIC_SYMBOLS[scale]} ({scale})"
+        if y.ndim == 1:
+            ax.plot(V, y, color=color, label=label)
+        else:
+            lo, med, hi = np.nanpercentile(y, [10, 50, 90], axis=0)
+            ax.plot(V, med, color=color, label=f"{label}, median of {y.shape[0]}")
+            ax.fill_between(V, lo, hi, color=color, alpha=0.2, linewidth=0)
+    if vth is not None and np.isfinite(vth):
+        ax.axvline(vth, color="black", ls="--", lw=0.8, label=f"V_th = {vth:.2f} mV")
+    elif vth is not None:
+        ax.plot([], [], " ", label="no V_th (g_in has no zero crossing)")
+    ax.set_xlabel(V_LABEL)
+    ax.set_ylabel(f"DIC ({DIC_UNIT})" if normalised else f"DIC ({CONDUCTANCE_UNIT})")
+    ax.legend()
+    return ax.figure
+
+
+__all__ = [
+    "CLASS_COLORS", "CLASS_ORDER", "DIC_COLORS", "HIGHLIGHT_COLOR", "STYLE_PATH", "UNITS", "channel_table",
+    "class_color", "plot_class_fractions", "plot_conductance_pairs", "plot_degenerate_pairs", "plot_dic_curves",
+    "plot_feature_distributions", "plot_gating", "plot_traces", "unit_label", "use_style",
+]
