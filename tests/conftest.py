@@ -1,0 +1,39 @@
+"""Shared test setup: quiet progress bars, a headless matplotlib, and a self-skipping ``gpu`` marker."""
+
+from __future__ import annotations
+
+import os
+
+# Set before anything imports condspace or matplotlib: tests never draw to a screen and never
+# print progress bars (simulate() reads CONDSPACE_QUIET).
+os.environ["CONDSPACE_QUIET"] = "1"
+os.environ["MPLBACKEND"] = "Agg"
+
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+from condspace.backend import gpu_available  # noqa: E402
+
+MARKERS = {
+    "gpu": "needs a CUDA device and CuPy (skipped automatically without one)",
+    "slow": "long-running check (minutes); run with -m slow",
+    "chapters": "executes a book chapter with papermill in FAST mode, or builds the book",
+}
+
+
+def pytest_configure(config):
+    """Register the markers here too, so they exist whatever the ini file says."""
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu`` tests where ``condspace.backend.gpu_available()`` is False."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items or gpu_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device answers (condspace.backend.gpu_available() is False)")
+    for item in gpu_items:
+        item.add_marker(skip)

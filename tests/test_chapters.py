@@ -1,0 +1,211 @@
+"""The book itself: every chapter follows the contract, executes in FAST mode, and the book builds with -W.
+
+Chapters are discovered at run time (``chapters/NN_name.py``), converted with jupytext and
+executed with papermill by ``tools/execute_chapter.py`` (the same script ``make book`` uses) with
+``FAST=True, BACKEND="numpy"`` into a temporary folder. The book is then built with
+``jupyter-book build -W --keep-going`` from a temporary copy of ``_config.yml``, ``_toc.yml``,
+``index.md`` and those notebooks, so the real ``_build`` and ``executed/`` are never touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXECUTOR = ROOT / "tools" / "execute_chapter.py"
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
+FAST_PARAMETERS = {"FAST": True, "BACKEND": "numpy"}
+REQUIRED_PARAMETERS = ("CELL_TYPE", "FAST", "BACKEND", "SEED")  # STYLE.md §4.3
+CHAPTER_TIMEOUT_S = 1200  # a FAST chapter must run in minutes on 2 CPU cores
+BUILD_TIMEOUT_S = 900
+
+pytestmark = pytest.mark.chapters
+
+
+def _ids(paths):
+    return [p.stem for p in paths]
+
+
+def _cells(nb, kind):
+    return [c for c in nb.cells if c.cell_type == kind]
+
+
+def _tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+class _Runner:
+    """Executes each chapter once per session in FAST mode and remembers the outcome."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.results: dict[str, subprocess.CompletedProcess] = {}
+
+    def output(self, source: Path) -> Path:
+        return self.folder / "executed" / f"{source.stem}.ipynb"
+
+    def __call__(self, source: Path) -> tuple[subprocess.CompletedProcess, Path]:
+        if source.stem not in self.results:
+            cmd = [sys.executable, str(EXECUTOR), str(source), str(self.output(source)), "--timeout",
+                   str(CHAPTER_TIMEOUT_S)]
+            for name, value in FAST_PARAMETERS.items():
+                cmd += ["-p", name, repr(value)]
+            try:
+                self.results[source.stem] = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                                                           timeout=CHAPTER_TIMEOUT_S)
+            except subprocess.TimeoutExpired as exc:
+                self.results[source.stem] = subprocess.CompletedProcess(
+                    cmd, 124, "", f"timed out after {exc.timeout} s (FAST mode must run in minutes)")
+        return self.results[source.stem], self.output(source)
+
+
+@pytest.fixture(scope="session")
+def run_fast(tmp_path_factory):
+    return _Runner(tmp_path_factory.mktemp("fast_book"))
+
+
+# ----- the chapter contract (STYLE.md §4), checked on the source without running it ------------
+@pytest.mark.parametrize("source", CHAPTERS, ids=_ids(CHAPTERS))
+def test_chapter_contract(source):
+    import jupytext
+
+    nb = jupytext.read(source)
+    markdown = _cells(nb, "markdown")
+    assert markdown and markdown[0].source.lstrip().startswith("# "), (
+        f"{source.name}: must open with a markdown cell whose first line is the '# ' title")
+    assert sum(line.startswith("# ") for c in markdown for line in c.source.splitlines()) == 1, (
+        f"{source.name}: exactly one '#' title (sections are '##')")
+
+    params = [c for c in _cells(nb, "code") if "parameters" in _tags(c)]
+    assert len(params) == 1, f"{source.name}: needs exactly one code cell tagged 'parameters', found {len(params)}"
+    tree = ast.parse(params[0].source)
+    assigned = []
+    for stmt in tree.body:
+        assert isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), (
+            f"{source.name}: the parameters cell holds plain `NAME = value` assignments only, got "
+            f"{ast.get_source_segment(params[0].source, stmt)!r}")
+        ast.literal_eval(stmt.value)  # a literal, so papermill can override it
+        assigned.append(stmt.targets[0].id)
+    missing = [p for p in REQUIRED_PARAMETERS if p not in assigned]
+    assert not missing, f"{source.name}: parameters cell lacks {missing}"
+    for line in params[0].source.splitlines():
+        if re.match(r"^[A-Za-z_]\w*\s*=", line):
+            assert "#" in line, f"{source.name}: every parameter gets a comment: {line!r}"
+
+    code = "\n".join(c.source for c in _cells(nb, "code"))
+    assert "sys.path" not in code, f"{source.name}: no sys.path edits (the package is installed editable)"
+    assert not re.search(r"^\s*[!%]\s*pip", code, re.M), f"{source.name}: no pip installs in a chapter"
+
+
+# ----- execution in FAST mode -------------------------------------------------------------------
+@pytest.mark.parametrize("source", CHAPTERS, ids=_ids(CHAPTERS))
+def test_chapter_executes_fast(source, run_fast):
+    result, out = run_fast(source)
+    assert result.returncode == 0, (
+        f"{source.name} failed in FAST mode (partial notebook: {out.with_name(out.stem + '.failed.ipynb')}):\n"
+        f"{result.stderr[-4000:]}")
+    nb = nbformat.read(out, as_version=4)
+    code = _cells(nb, "code")
+    assert code and all(c.get("execution_count") is not None for c in code), f"{source.name}: not every cell ran"
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{source.name}: error outputs {[e.get('ename') for e in errors]}"
+    assert nb.metadata["papermill"]["parameters"] == FAST_PARAMETERS
+
+    injected = [c for c in code if "injected-parameters" in _tags(c)]
+    assert len(injected) == 1 and "hide-cell" in _tags(injected[0]), "papermill's cell must be tagged hide-cell"
+    assert "FAST = True" in injected[0].source and "BACKEND = \"numpy\"" in injected[0].source
+    def has_figure(cell):
+        return any("image/png" in o.get("data", {}) for o in cell.get("outputs", []))
+
+    assert any(has_figure(c) for c in code), f"{source.name}: a chapter shows its results as figures (STYLE.md §4.6)"
+    silent = [c.source.splitlines()[0] for c in code if "plotting.plot_" in c.source and not has_figure(c)]
+    assert not silent, f"{source.name}: cells calling condspace.plotting rendered no figure: {silent}"
+
+
+# ----- the book -------------------------------------------------------------------------------
+def _toc_files(entries):
+    """Every ``file:`` in a (nested) Jupyter Book table of contents."""
+    for entry in entries or []:
+        if "file" in entry:
+            yield entry["file"]
+        for key in ("parts", "chapters", "sections"):
+            yield from _toc_files(entry.get(key))
+
+
+def _filter_toc(entries, keep):
+    """The TOC entries whose file is in ``keep`` (sub-entries filtered the same way)."""
+    kept = []
+    for entry in entries or []:
+        entry = dict(entry)
+        for key in ("parts", "chapters", "sections"):
+            if key in entry:
+                entry[key] = _filter_toc(entry[key], keep)
+                if not entry[key]:
+                    del entry[key]
+        if entry.get("file", None) in keep or any(k in entry for k in ("chapters", "sections")):
+            kept.append(entry)
+    return kept
+
+
+def test_toc_lists_exactly_the_chapters():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert toc["root"] == "index"
+    listed = [f for f in _toc_files(toc.get("parts", toc.get("chapters")))]
+    sources = [f"executed/{p.stem}" for p in CHAPTERS]
+    assert not [s for s in sources if s not in listed], "a chapter in chapters/ is missing from _toc.yml"
+    orphans = [f for f in listed if f.startswith("executed/") and f not in sources]
+    assert not orphans, f"_toc.yml lists {orphans} but chapters/ has no source for them (make book would fail)"
+    assert all(f.startswith("executed/") for f in listed), "the TOC lists executed notebooks, never chapters/*.py"
+
+
+def test_book_builds_with_warnings_as_errors(run_fast, tmp_path):
+    book = tmp_path / "book"
+    (book / "executed").mkdir(parents=True)
+    for name in ("_config.yml", "index.md"):
+        shutil.copy(ROOT / name, book / name)
+    for extra in [*ROOT.glob("*.bib"), ROOT / "_static"]:  # assets the config may point at
+        if extra.is_dir():
+            shutil.copytree(extra, book / extra.name)
+        elif extra.is_file():
+            shutil.copy(extra, book / extra.name)
+
+    built = []
+    for source in CHAPTERS:
+        result, out = run_fast(source)
+        if result.returncode == 0:  # a failing chapter is reported by test_chapter_executes_fast
+            shutil.copy(out, book / "executed" / out.name)
+            built.append(f"executed/{source.stem}")
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    for key in ("parts", "chapters"):
+        if key in toc:
+            toc[key] = _filter_toc(toc[key], set(built))
+            if not toc[key]:
+                del toc[key]
+    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "-W", "--keep-going"]
+    proc = subprocess.run(cmd, cwd=book, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    assert proc.returncode == 0, f"jupyter-book build -W failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+
+    html = book / "_build" / "html"
+    assert (html / "index.html").is_file()
+    for page in built:
+        page_html = html / f"{page}.html"
+        assert page_html.is_file(), f"{page}.html was not built"
+        assert "tag_hide-cell" in page_html.read_text(encoding="utf-8"), f"{page}: injected parameters not hidden"
+
+    # math renders offline: MathJax is bundled and index.html loads it from _static, not a CDN
+    index = (html / "index.html").read_text(encoding="utf-8")
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert re.search(r'<script[^>]+src="_static/mathjax/tex-chtml\.js', index), "index.html does not load local MathJax"
+    assert not re.search(r'src="https?://[^"]*mathjax', index, re.I), "index.html still loads MathJax from a CDN"
