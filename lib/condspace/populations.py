@@ -503,7 +503,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         unknown = _channel_indices(cell, pair, "channels")
         if len(unknown) != 2:
             raise ValueError(f"channels: modulation re-solves exactly two channels, got {pair!r}")
-        sel = np.nonzero(pairs == pair)[0] if len(set(pairs)) > 1 else np.arange(N)
+        sel = np.nonzero([p == pair for p in pairs])[0]
         Gs = G0[sel].copy()
         if not (isinstance(guess, str) and guess == "baseline"):
             _initial_guess(cell, Gs, unknown, carriers, targets[sel], guess)
