@@ -232,6 +232,11 @@ def test_shapes_and_broadcasting():
     # population sensitivity = one matrix per neuron, and S·ḡ = dics
     S = sensitivity(STG, -51.0, G)
     np.testing.assert_allclose(np.einsum("nrj,nj->nr", S, G), dics(STG, G, -51.0), rtol=1e-12)
+    # named conductances: scalars are one neuron, arrays a population
+    named = STG.example("bursting")
+    assert sensitivity(STG, -51.0, named).shape == (3, 8)
+    assert sensitivity(STG, -51.0, {k: [v, v] for k, v in named.items()}).shape == (2, 3, 8)
+    assert sensitivity(STG, -51.0, G[:1]).shape == (1, 3, 8)
     # small chunks give the same answer
     np.testing.assert_array_equal(dics(STG, G, -51.0, chunk=1), dics(STG, G, -51.0))
 

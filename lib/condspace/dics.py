@@ -42,6 +42,7 @@ Sacré P, Drion G (2024) PNAS Nexus 3:pgae415.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,13 +171,20 @@ def _cstep(values: Any) -> tuple[Any, Any]:
 
 
 def _ipow(x: Any, p: int) -> Any:
-    """x**p for a small non-negative integer p by multiplication (fast for complex arrays too)."""
-    if p == 0:
-        return 1.0
-    out = x
-    for _ in range(p - 1):
-        out = out * x
-    return out
+    """x**p for a small non-negative integer p by repeated squaring (fast for complex arrays too)."""
+    out, base = None, x
+    while p:
+        if p & 1:
+            out = base if out is None else out * base
+        p >>= 1
+        if p:
+            base = base * base
+    return 1.0 if out is None else out
+
+
+def _slope_of_current(G: Any, V: Any, E: float) -> Any:
+    """d/dV [G(V)·(V − E)] = G'·(V − E) + G from a complex-step value G(V + ih) (real arithmetic)."""
+    return G.imag * ((V - E) / COMPLEX_STEP) + G.real
 
 
 def _tau(xp: Any, ref: Any, V: Any) -> Any:
@@ -376,8 +384,8 @@ def _slope_calcium_part(plan: _Plan, xp: Any, Vc: Any, vals: dict[int, Any], gco
     total = 0.0
     for j in plan.ca_dependent:
         G = _channel_open(plan, xp, j, Vc, vals, ca)
-        total = total + gcols[j] * (G * (Vc - plan.reversal[j])).imag
-    return total / COMPLEX_STEP
+        total = total + gcols[j] * _slope_of_current(G, Vc.real, plan.reversal[j])
+    return total
 
 
 def _slope_at(plan: _Plan, xp: Any, V: Any, G: Any) -> Any:
@@ -389,7 +397,7 @@ def _slope_at(plan: _Plan, xp: Any, V: Any, G: Any) -> Any:
     for j in range(plan.n - 1):
         if j not in plan.ca_dependent:
             Gj = _channel_open(plan, xp, j, Vc, vals, None)
-            total = total + gcols[j] * ((Gj * (Vc - plan.reversal[j])).imag / COMPLEX_STEP)
+            total = total + gcols[j] * _slope_of_current(Gj, V, plan.reversal[j])
     if plan.ca_dependent:
         ca = _ca_inf(plan, xp, Vc, vals, gcols)
         total = total + _slope_calcium_part(plan, xp, Vc, vals, gcols, ca)
@@ -413,7 +421,7 @@ class _Grid:
                 rows.append(xp.zeros_like(V))
             else:
                 Gj = _channel_open(plan, xp, j, self.Vc, self.vals, None)
-                rows.append((Gj * (self.Vc - plan.reversal[j])).imag / COMPLEX_STEP)
+                rows.append(_slope_of_current(Gj, V, plan.reversal[j]))
         rows.append(xp.ones_like(V))  # leak
         self.DT = xp.ascontiguousarray(xp.stack(rows).T)  # (M, n)
         if plan.ca_dependent:
@@ -595,9 +603,11 @@ def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = T
             raise ValueError("sensitivity: normalize=True divides by g_leak, so pass g (or normalize=False "
                              "for S per unit conductance)")
         return _stack(xp, _columns(plan, xp, V, None), V.shape)
-    population = np.ndim(g) == 2 or (hasattr(g, "ndim") and g.ndim == 2) or hasattr(g, "columns")
     G = _conductances(plan, g, xp)
-    if not population:
+    # one neuron: a (n,) vector or a mapping of scalars; anything two-dimensional keeps its axis
+    single = G.shape[0] == 1 and not hasattr(g, "columns") and np.ndim(g) <= 1 and (
+        not isinstance(g, Mapping) or all(np.ndim(v) == 0 for v in g.values()))
+    if single:
         S = _stack(xp, _columns(plan, xp, V, [G[0, j] for j in range(plan.n)]), V.shape)
         return S / G[0, -1] if normalize else S
     N = G.shape[0]

@@ -214,31 +214,47 @@ def _targets(targets: Any, rows: tuple[int, ...], N: int) -> np.ndarray:
 
 
 # ----- the batched solve --------------------------------------------------------------------------
-def _sensitivity_batch(plan: Any, xp: Any, V: Any, G: Any) -> Any:
-    """S(V)/g_leak for neurons G (N, n) at V (scalar or (N,)): shape (N, 3, n). Unchecked input."""
-    N = G.shape[0]
-    cols = _columns(plan, xp, V, [G[:, j] for j in range(plan.n)])
-    S = xp.empty((N, 3, plan.n))
-    for j, col in enumerate(cols):
-        for r in range(3):
-            S[:, r, j] = col[r]
-    return S / G[:, -1][:, None, None]
+def _det(M: list[list[Any]]) -> Any:
+    """Determinant of a k × k matrix (k ≤ 3) whose entries are scalars or arrays (elementwise)."""
+    if len(M) == 1:
+        return M[0][0]
+    if len(M) == 2:
+        return M[0][0] * M[1][1] - M[0][1] * M[1][0]
+    return (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1])
+            - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0])
+            + M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
 
 
-def _solve_small(xp: Any, A: Any, b: Any) -> tuple[Any, Any]:
-    """Solve A x = b for a batch of k × k systems (k ≤ 3); flag singular ones instead of raising.
+def _solve_small(xp: Any, A: list[list[Any]], b: list[Any], shape: tuple[int, ...]) -> tuple[list[Any], Any]:
+    """Solve A x = b for a batch of k × k systems (k ≤ 3), elementwise, flagging singular ones.
+
+    Cramer's rule on column-equilibrated matrices: many millions of 2 × 2 or 3 × 3 systems are
+    solved by a few dozen array operations instead of one LAPACK call per system. Near-singular
+    systems, where the rule would lose accuracy, are exactly those flagged by the Hadamard test.
+
+    Args:
+        xp: Array module.
+        A: k × k nested list of scalars or arrays broadcastable to ``shape`` (row-major).
+        b: k right-hand sides, arrays of ``shape``.
+        shape: Batch shape (N,).
 
     Returns:
-        (x (N, k) with NaN where singular, singular (N,) bool).
+        (k solutions of ``shape``, NaN where singular; singular mask of ``shape``).
     """
-    k = A.shape[-1]
-    det = xp.linalg.det(A)
-    scale = xp.prod(xp.sqrt((A * A).sum(axis=-2)), axis=-1)
-    singular = ~(xp.abs(det) > SINGULAR_RTOL * scale) | ~xp.isfinite(det)
-    eye = xp.eye(k)
-    A_safe = xp.where(singular[:, None, None], eye, A)
-    x = xp.linalg.solve(A_safe, b[..., None])[..., 0]
-    return xp.where(singular[:, None], xp.nan, x), singular
+    k = len(b)
+    norms = [xp.sqrt(sum(xp.asarray(A[r][c]) ** 2 for r in range(k))) for c in range(k)]
+    safe = [xp.where(nrm > 0, nrm, 1.0) for nrm in norms]
+    E = [[A[r][c] / safe[c] for c in range(k)] for r in range(k)]  # unit columns (or zero)
+    det = xp.broadcast_to(xp.asarray(_det(E)), shape)
+    singular = ~(xp.abs(det) > SINGULAR_RTOL) | ~xp.isfinite(det)
+    for nrm in norms:
+        singular = singular | (nrm == 0)
+    den = xp.where(singular, 1.0, det)
+    x = []
+    for c in range(k):
+        Ec = [[b[r] if cc == c else E[r][cc] for cc in range(k)] for r in range(k)]
+        x.append(xp.where(singular, xp.nan, _det(Ec) / den / safe[c]))
+    return x, singular
 
 
 def _classify(G: Any, unknown: tuple[int, ...], singular: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -281,34 +297,47 @@ def _initial_guess(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], carr
 
 def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: tuple[int, ...],
                 targets: np.ndarray, V: np.ndarray, iterations: int, xp: Any) -> CompensationResult:
-    """Core of compensate / modulate on validated input; G holds the starting values of the unknowns."""
+    """Core of compensate / modulate on validated input; G holds the starting values of the unknowns.
+
+    Works on un-normalised columns: S_{R,U} ḡ_U = g_leak·g*_R − S_{R,D} ḡ_D. With one voltage for
+    all neurons the voltage-only columns are scalars; only calcium-dependent columns are per neuron.
+    """
     plan = _plan(cell)
+    N = G.shape[0]
     drawn = [j for j in range(plan.n) if j not in unknown]
     needs_loop = bool(plan.ca_dependent) and any(j in plan.carriers for j in unknown)
     n_solves = 1 + int(iterations) if needs_loop else 1  # first solve with the guess, then feedbacks
     Gx = xp.asarray(G)
     Vx = xp.asarray(V)
-    Vx = Vx[0] if bool(xp.all(Vx == Vx[0])) else Vx  # one voltage: voltage-only columns are shared
-    T = xp.asarray(targets[:, list(rows)])
-    ri, ui = list(rows), list(unknown)
-    singular = xp.zeros(G.shape[0], dtype=bool)
+    if N and bool(xp.all(Vx == Vx[0])):
+        Vx = Vx[0]  # one voltage: the voltage-only columns are computed once
+    gl = Gx[:, -1]
+    T = [xp.asarray(targets[:, r]) * gl for r in rows]
+    singular = xp.zeros(N, dtype=bool)
+
+    def columns(g: Any) -> list[tuple[Any, Any, Any]]:
+        return _columns(plan, xp, Vx, [g[:, j] for j in range(plan.n)])
+
     for _ in range(n_solves):
-        S = _sensitivity_batch(plan, xp, Vx, xp.where(xp.isfinite(Gx), Gx, 0.0))
-        A = S[:, ri][:, :, ui]
-        rhs = T - xp.einsum("nrj,nj->nr", S[:, ri][:, :, drawn], Gx[:, drawn])
-        x, singular = _solve_small(xp, A, rhs)
-        Gx[:, ui] = x
-    S = _sensitivity_batch(plan, xp, Vx, xp.where(xp.isfinite(Gx), Gx, 0.0))
-    achieved = xp.einsum("nrj,nj->nr", S[:, ri], Gx)
-    residual = xp.max(xp.abs(achieved - T), axis=1)
+        cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
+        A = [[cols[u][r] for u in unknown] for r in rows]
+        b = [T[i] - sum(cols[j][r] * Gx[:, j] for j in drawn) for i, r in enumerate(rows)]
+        x, singular = _solve_small(xp, A, b, (N,))
+        for u, xu in zip(unknown, x, strict=True):
+            Gx[:, u] = xu
+    cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
+    residual = 0.0
+    for i, r in enumerate(rows):
+        achieved = sum(cols[j][r] * Gx[:, j] for j in range(plan.n))
+        residual = xp.maximum(residual, xp.abs(achieved - T[i]) / gl)
     to_np = (lambda a: a.get()) if hasattr(Gx, "__cuda_array_interface__") else np.asarray
-    G_out, sing, res = to_np(Gx), to_np(singular), to_np(residual)
+    G_out, sing, res = to_np(Gx), to_np(singular), np.array(to_np(residual), dtype=float)
     res[sing] = np.nan
     reachable, reason = _classify(G_out, unknown, sing)
     return CompensationResult(g=G_out, reachable=reachable, reason=reason,
                               solve_for=tuple(cell.channel_names[j] for j in unknown),
                               rows=tuple(ROWS[r] for r in rows), targets=targets,
-                              V=np.broadcast_to(V, (G.shape[0],)).copy(),
+                              V=np.broadcast_to(V, (N,)).copy(),
                               residual=res, iterations=n_solves - 1, cell=cell.name)
 
 
