@@ -47,7 +47,7 @@ def gate(cell, ref):
     return next(g for g in cell.channel(channel).gates if g.name == name)
 
 
-# ----- the declarations' time constants (SCIENCE.md §1, §2) ----------------------------------------
+# ----- the declarations' time constants (Liu et al. 1998; Qian et al. 2014) -------------------------
 TAU_STG = {("Na", "m"): "0.1350", ("Na", "h"): "1.2785", ("Kd", "m"): "5.698", ("CaT", "m"): "6.849",
            ("CaT", "h"): "54.81", ("CaS", "m"): "23.10", ("CaS", "h"): "135.9", ("KCa", "m"): "56.87",
            ("A", "m"): "9.176", ("A", "h"): "27.28", ("H", "m"): "672.8"}

@@ -74,7 +74,7 @@ def test_calcium_iteration_converges(stg_neuron):
     residuals = [modulate(STG, stg_neuron, (-4.0, 5.0), channels=("CaS", "A"), iterations=k).residual[0]
                  for k in (0, 2, 5, 25)]
     assert all(b < a for a, b in itertools.pairwise(residuals))
-    assert residuals[2] < 1e-4 and residuals[3] < 1e-10  # SCIENCE.md §4: 5 iterations ≤ 1e-4
+    assert residuals[2] < 1e-4 and residuals[3] < 1e-10  # Fyon et al. 2024: 5 iterations ≤ 1e-4
     res = modulate(STG, stg_neuron, (-4.0, 5.0), channels=("CaS", "A"), iterations=25)
     np.testing.assert_allclose(dics(STG, res.g, -51.0)[0, 1:], [-4.0, 5.0], rtol=0, atol=1e-10)
     # the starting guess does not matter once converged
@@ -160,6 +160,15 @@ def test_targets_full_or_row_only_and_per_neuron(stg_neuron):
                                atol=1e-9)
     one = compensate(STG, G, (2.5,), -51.0, ("H",), rows=("u",))
     np.testing.assert_allclose(dics(STG, one.g, -51.0)[:, 2], 2.5, atol=1e-10)
+    # one reference voltage per neuron
+    V = np.array([-53.0, -52.0, -51.0, -50.0])
+    per_v = compensate(STG, np.repeat(STG_DRAWN[None], 4, axis=0), (-6.2, 4.0, 5.0), V, ("Na", "A", "H"))
+    ok = per_v.reachable
+    assert ok.sum() >= 3 and per_v.V.tolist() == V.tolist()
+    np.testing.assert_allclose(dics(STG, per_v.g[ok], V[ok]), np.broadcast_to([-6.2, 4.0, 5.0], (ok.sum(), 3)),
+                               atol=1e-9)
+    np.testing.assert_allclose(per_v.g[2], compensate(STG, STG_DRAWN, (-6.2, 4.0, 5.0), -51.0,
+                                                      ("Na", "A", "H")).g[0], rtol=1e-12)
 
 
 def test_default_modulation_pairs_follow_the_declared_rules(stg_neuron):

@@ -357,8 +357,8 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
         solve_for: The unknown channels (1 to 3 names, e.g. ``("Na", "A", "H")``).
         iterations: Feedback iterations of the calcium loop after the first solve with the guess
             (1 + iterations solves; used only when an unknown carries calcium). 5 reach ≤ 1e-4
-            residual in typical cases, 25 for maps (SCIENCE.md §4; the published check values of
-            Fyon et al. 2024 are reproduced with this count).
+            residual in typical cases, 25 for maps; the modulation check values of Fyon et al.
+            2024 are reproduced with this count.
         guess: Starting value(s) of unknown calcium carriers: a scalar / (N,) array, or a mapping
             name → value(s). Default: ``cell.population.calcium_guess`` as a function of the
             target g_s (STG: ḡ_CaS⁽⁰⁾ = 34.12 − 2.330·g_s*, ḡ_CaT⁽⁰⁾ = 24.6 − 5.14·g_s*).
