@@ -37,6 +37,8 @@ from collections.abc import Sequence
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("condspace.cli:SIMULATE", "simulate neurons from a conductance table; write spike times + features"),
     "features": ("condspace.cli:FEATURES", "classify recorded spike trains and compute their features"),
+    "dics": ("condspace.cli_dics:DICS", "threshold voltage and dynamic input conductances of a conductance table"),
+    "population": ("condspace.cli_dics:POPULATION", "degenerate population at a DIC target (g_s, g_u)"),
 }
 
 PROG = "python -m condspace"
