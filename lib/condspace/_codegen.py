@@ -1,0 +1,590 @@
+"""C/CUDA source generated from a cell declaration: one fused time-stepping kernel.
+
+The GPU path of :func:`condspace.simulate` must not be a second, hand-written copy of the model
+equations (STYLE.md §3). Instead, every rate function of the declaration is *traced*: called
+with a fake array module (:class:`SymXP`) and symbolic voltage / calcium (:class:`Sym`), which
+records the arithmetic as a C expression. Those expressions are pasted into one per-neuron
+function that advances a neuron ``n_steps`` time steps with the same update order and the same
+formulas as :meth:`condspace._engine.Engine.step` with ``method="exact"``:
+
+gates with V(t) and [Ca](t) → kinetic schemes → open conductances → [Ca] with the currents at
+V(t) → V by exponential Euler with the new conductances → spike detection → trace sample →
+blow-up check (every ``check_every`` steps and at the last step).
+
+The same source compiles three ways:
+
+* NVRTC / nvcc (``__CUDACC__``): a ``__global__`` kernel, one thread per neuron, the state in
+  registers for the whole block of time steps (:mod:`condspace._cuda` launches it);
+* a plain C compiler: a loop over the neurons with the same signature, so the arithmetic is
+  tested against the NumPy engine on every CPU run (``tests/test_codegen.py``);
+* a C++ compiler with a few CUDA names defined away, which runs the kernel body itself on the
+  CPU (also in the tests).
+
+Voltages in mV, times in ms, [Ca] in µM, conductances in mS/cm², currents in µA/cm².
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
+from condspace.channels import CellType
+
+KERNEL_NAME = "condspace_advance"
+"""Name of the generated kernel (``extern "C"``, so NVRTC does not mangle it)."""
+
+_REAL = {"float64": "double", "float32": "float"}
+
+
+# ----- symbolic tracing ------------------------------------------------------------------------
+def literal(x: float) -> str:
+    """A Python number as a C double literal that round-trips exactly (``repr``), parenthesised if negative.
+
+    Raises:
+        ValueError: For NaN or infinity (no portable literal; a rate function should not produce one).
+    """
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"cannot emit the non-finite constant {x!r} into generated C code; "
+                         "rewrite the rate function so that its constants are finite")
+    text = repr(x)
+    if not any(c in text for c in ".en"):  # repr(float) always has '.' or 'e', but stay safe
+        text += ".0"
+    return f"({text})" if text.startswith("-") else text
+
+
+def _code(x: Any) -> str:
+    if isinstance(x, Sym):
+        if x.is_bool:
+            raise TypeError("a comparison was used as a number in a traced rate function; use xp.where")
+        return x.code
+    if isinstance(x, bool | np.bool_):
+        raise TypeError("a Python bool reached traced arithmetic; rate functions must not branch on values")
+    if isinstance(x, int | float | np.integer | np.floating):
+        return literal(x)
+    raise TypeError(f"cannot trace a value of type {type(x).__name__} into C code "
+                    "(rate functions may only combine V, [Ca] and Python numbers)")
+
+
+class Sym:
+    """A traced scalar: the C expression (fully parenthesised) that computes it.
+
+    Supports ``+ - * /``, unary ``-``, ``**`` with small constant exponents and the comparisons
+    ``< <= > >=`` (which give a boolean ``Sym`` for :meth:`SymXP.where`). Evaluation order and
+    operand order are kept exactly, so the compiled expression rounds like the NumPy one.
+    Using a ``Sym`` in a Python ``if`` raises: traced functions must be branch-free.
+
+    Args:
+        code: C expression.
+        is_bool: The expression is a comparison (0/1), not a number.
+    """
+
+    __slots__ = ("code", "is_bool")
+    __array_ufunc__ = None  # NumPy scalars defer to our reflected operators instead of broadcasting
+
+    def __init__(self, code: str, is_bool: bool = False) -> None:
+        self.code = code
+        self.is_bool = is_bool
+
+    def __repr__(self) -> str:
+        return f"Sym({self.code!r})"
+
+    def __bool__(self) -> bool:
+        raise TypeError("a traced value was used in a Python condition; rate functions must be branch-free "
+                        "(use xp.where)")
+
+    # Arithmetic, left operand first, as Python evaluates it.
+    def _bin(self, op: str, a: Any, b: Any) -> Sym:
+        return Sym(f"({_code(a)} {op} {_code(b)})")
+
+    def __add__(self, o: Any) -> Sym:
+        return self._bin("+", self, o)
+
+    def __radd__(self, o: Any) -> Sym:
+        return self._bin("+", o, self)
+
+    def __sub__(self, o: Any) -> Sym:
+        return self._bin("-", self, o)
+
+    def __rsub__(self, o: Any) -> Sym:
+        return self._bin("-", o, self)
+
+    def __mul__(self, o: Any) -> Sym:
+        return self._bin("*", self, o)
+
+    def __rmul__(self, o: Any) -> Sym:
+        return self._bin("*", o, self)
+
+    def __truediv__(self, o: Any) -> Sym:
+        return self._bin("/", self, o)
+
+    def __rtruediv__(self, o: Any) -> Sym:
+        return self._bin("/", o, self)
+
+    def __neg__(self) -> Sym:
+        return Sym(f"(-{_code(self)})")
+
+    def __pos__(self) -> Sym:
+        return self
+
+    def __pow__(self, p: Any) -> Sym:
+        # The exponents NumPy special-cases (square, sqrt, reciprocal) are emitted the same way.
+        if isinstance(p, Sym):
+            return Sym(f"pow({_code(self)}, {_code(p)})")
+        p = float(p)
+        c = _code(self)
+        if p == 1.0:
+            return self
+        if p == 2.0:
+            return Sym(f"({c} * {c})")
+        if p == 0.5:
+            return Sym(f"sqrt({c})")
+        if p == -1.0:
+            return Sym(f"(1.0 / {c})")
+        if p == 0.0:
+            return Sym("1.0")
+        return Sym(f"pow({c}, {literal(p)})")
+
+    def __rpow__(self, base: Any) -> Sym:
+        return Sym(f"pow({_code(base)}, {_code(self)})")
+
+    def _cmp(self, op: str, o: Any) -> Sym:
+        return Sym(f"({_code(self)} {op} {_code(o)})", is_bool=True)
+
+    def __lt__(self, o: Any) -> Sym:
+        return self._cmp("<", o)
+
+    def __le__(self, o: Any) -> Sym:
+        return self._cmp("<=", o)
+
+    def __gt__(self, o: Any) -> Sym:
+        return self._cmp(">", o)
+
+    def __ge__(self, o: Any) -> Sym:
+        return self._cmp(">=", o)
+
+    # Rate functions are written for complex-step differentiation too: ``x.real`` must work.
+    @property
+    def real(self) -> Sym:
+        return self
+
+    @property
+    def imag(self) -> float:
+        return 0.0
+
+
+def _num(x: Any) -> bool:
+    return not isinstance(x, Sym)
+
+
+class SymXP:
+    """A stand-in for the array module that rate functions receive as ``xp``.
+
+    On :class:`Sym` arguments each function returns a ``Sym`` holding the C call; on plain
+    numbers it returns the number computed by NumPy (so constants such as ``exp(-delta)`` are the
+    very doubles the NumPy engine uses). Anything else a rate function asks for raises an
+    ``AttributeError`` naming the function to add here.
+    """
+
+    @staticmethod
+    def _unary(name: str, cname: str, x: Any) -> Any:
+        if _num(x):
+            return float(getattr(np, name)(float(x)))
+        return Sym(f"{cname}({_code(x)})")
+
+    def exp(self, x: Any) -> Any:
+        """e**x."""
+        return self._unary("exp", "exp", x)
+
+    def expm1(self, x: Any) -> Any:
+        """e**x − 1."""
+        return self._unary("expm1", "expm1", x)
+
+    def log(self, x: Any) -> Any:
+        """Natural logarithm."""
+        return self._unary("log", "log", x)
+
+    def log1p(self, x: Any) -> Any:
+        """log(1 + x)."""
+        return self._unary("log1p", "log1p", x)
+
+    def sqrt(self, x: Any) -> Any:
+        """Square root."""
+        return self._unary("sqrt", "sqrt", x)
+
+    def tanh(self, x: Any) -> Any:
+        """Hyperbolic tangent."""
+        return self._unary("tanh", "tanh", x)
+
+    def abs(self, x: Any) -> Any:
+        """Absolute value (``fabs``)."""
+        return self._unary("abs", "fabs", x)
+
+    def clip(self, x: Any, lo: Any, hi: Any) -> Any:
+        """min(max(x, lo), hi), NaN propagating like ``numpy.clip``."""
+        if _num(x) and _num(lo) and _num(hi):
+            return float(np.clip(float(x), float(lo), float(hi)))
+        return Sym(f"cs_clip({_code(x)}, {_code(lo)}, {_code(hi)})")
+
+    def minimum(self, a: Any, b: Any) -> Any:
+        """Elementwise minimum, NaN propagating like ``numpy.minimum``."""
+        if _num(a) and _num(b):
+            return float(np.minimum(float(a), float(b)))
+        return Sym(f"cs_min({_code(a)}, {_code(b)})")
+
+    def maximum(self, a: Any, b: Any) -> Any:
+        """Elementwise maximum, NaN propagating like ``numpy.maximum``."""
+        if _num(a) and _num(b):
+            return float(np.maximum(float(a), float(b)))
+        return Sym(f"cs_max({_code(a)}, {_code(b)})")
+
+    def where(self, cond: Any, a: Any, b: Any) -> Any:
+        """``a`` where ``cond`` else ``b`` (a C conditional expression)."""
+        if isinstance(cond, Sym):
+            if not cond.is_bool:
+                raise TypeError("xp.where: the condition must be a comparison of traced values")
+            return Sym(f"({cond.code} ? {_code(a)} : {_code(b)})")
+        return a if bool(cond) else b
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        """Pass-through: a traced scalar is already 'an array'."""
+        return x
+
+    def iscomplexobj(self, x: Any) -> bool:
+        """Always False: the kernel runs in real arithmetic."""
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"xp.{name} is not supported by the C code generator (condspace._codegen.SymXP); "
+                             "add it there, or write the rate function with exp/clip/where/abs")
+
+
+SYMXP = SymXP()
+
+
+def trace(fn: Callable[..., Any], *names: str) -> str:
+    """Trace a rate function into a C expression.
+
+    Args:
+        fn: A declared rate function, called as ``fn(xp, *args)``.
+        names: C variable names of its arguments after ``xp`` (e.g. ``"v"``, ``"ca"``).
+
+    Returns:
+        The C expression (a literal when the function is constant).
+
+    Example:
+        >>> from condspace.channels import sigmoid
+        >>> trace(lambda xp, V: sigmoid(xp, V, 25.5, -5.29), "v")
+        '(1.0 / (1.0 + exp(cs_clip(((v + 25.5) / (-5.29)), (-500.0), 500.0))))'
+    """
+    out = fn(SYMXP, *(Sym(n) for n in names))
+    return _code(out)
+
+
+# ----- kernel layout ---------------------------------------------------------------------------
+KERNEL_PARAMS: tuple[tuple[str, str], ...] = (
+    ("long long", "n"),  # neurons in this chunk
+    ("int", "n_steps"),  # steps in this launch
+    ("long long", "k0"),  # global index of this launch's first step
+    ("long long", "k_total"),  # steps of the whole simulation (the last one is checked)
+    ("int", "check_every"),  # steps between blow-up checks
+    ("double", "transient"),  # ms: spikes before are not kept
+    ("const real*", "gbar"),  # (n_channels - 1, n) maximal conductances, mS/cm²
+    ("const real*", "gleak"),  # (n,) leak conductance, mS/cm²
+    ("const real*", "drive0"),  # (n,) g_leak·E_leak + I_app, µA/cm²
+    ("const real*", "noise"),  # (n_steps, n) noise current, µA/cm² (read only if has_noise)
+    ("int", "has_noise"),
+    ("real*", "V"),  # (n,) mV
+    ("real*", "X"),  # (n_x, n) HH / calcium / instantaneous gates, Engine row order
+    ("real*", "P"),  # (n_p, n) kinetic-scheme occupancies, Engine row order
+    ("real*", "CA"),  # (n,) µM
+    ("int*", "armed"),  # (n,) 1 while a spike may be detected
+    ("int*", "ok"),  # (n,) 0 once a blow-up was detected
+    ("double*", "spk_t"),  # (spk_cap,) spike times, ms
+    ("long long*", "spk_i"),  # (spk_cap,) neuron index of each spike (within the chunk)
+    ("unsigned long long*", "spk_count"),  # (1,) spikes found in this launch (may exceed spk_cap)
+    ("unsigned long long", "spk_cap"),
+    ("const int*", "rec_slot"),  # (n,) row of the trace buffer, −1 if not recorded (read only if has_rec)
+    ("real*", "trace"),  # (n_rec, trace_len) voltage samples, mV
+    ("long long", "trace_len"),
+    ("int", "rec_every"),  # steps between samples
+    ("int", "has_rec"),
+)
+"""The kernel's parameters, in order: (C type, name). ``real`` is double or float (the dtype)."""
+
+
+@dataclass(frozen=True)
+class KernelSource:
+    """Generated source of one cell / dt / dtype and what a launcher needs to drive it.
+
+    Attributes:
+        source: C/CUDA source text.
+        name: Kernel function name.
+        dtype: ``"float64"`` or ``"float32"`` (the type of the state arrays, ``real``).
+        dt: Time step (ms) compiled into the source.
+        n_x: Rows of ``X`` (gates with one variable).
+        n_p: Rows of ``P`` (integrated kinetic-scheme states).
+        init_v: Declared initial V (mV).
+        init_x: Initial gate values, rows of ``X``.
+        init_p: Initial scheme occupancies, rows of ``P``.
+        init_ca: Initial [Ca] (µM); 0 for a cell without a calcium pool.
+        E_leak: Leak reversal (mV), for the drive g_leak·E_leak + I_app.
+        n_active: Number of active channels (rows of ``gbar``).
+    """
+
+    source: str
+    name: str
+    dtype: str
+    dt: float
+    n_x: int
+    n_p: int
+    init_v: float
+    init_x: tuple[float, ...]
+    init_p: tuple[float, ...]
+    init_ca: float
+    E_leak: float
+    n_active: int
+
+
+def _powered(base: str, x: str, power: int) -> str:
+    """ḡ·x^power exactly as :meth:`Engine.open_conductances` multiplies it (same rounding)."""
+    out = f"({base} * {x})"
+    if power == 4:
+        out = f"(({out} * {x}) * ({x} * {x}))"
+    else:
+        for _ in range(power - 1):
+            out = f"({out} * {x})"
+    return out
+
+
+def _chain(terms: list[str], op: str, empty: str) -> str:
+    """Left-to-right ``op`` of ``terms`` (Python ``sum`` / sequential NumPy reductions)."""
+    if not terms:
+        return empty
+    out = terms[0]
+    for t in terms[1:]:
+        out = f"({out} {op} {t})"
+    return out
+
+
+_PRELUDE = r"""/* Generated by condspace._codegen from the declaration of cell '{cell}' (dt = {dt} ms).
+   Do not edit: regenerate. One source for NVRTC/nvcc (one thread per neuron) and plain C. */
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define CS_DEVICE __device__ __forceinline__
+#define CS_RESTRICT __restrict__
+#define CS_GLOBAL extern "C" __global__
+#else
+#define CS_DEVICE static inline
+#define CS_RESTRICT restrict
+#define CS_GLOBAL
+#endif
+#ifndef __CUDACC_RTC__
+#include <math.h>
+#endif
+
+typedef {real} real;
+
+/* NaN-propagating clip / min / max, like numpy.clip / minimum / maximum. */
+CS_DEVICE double cs_clip(double x, double lo, double hi) {{ return x < lo ? lo : (x > hi ? hi : x); }}
+CS_DEVICE double cs_min(double a, double b) {{ return (a != a || a < b) ? a : b; }}
+CS_DEVICE double cs_max(double a, double b) {{ return (a != a || a > b) ? a : b; }}
+/* Finite test without isfinite(): x − x is 0 for finite x and NaN for ±inf and NaN. */
+CS_DEVICE int cs_finite(double x) {{ return (x - x) == 0.0; }}
+"""
+
+
+def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
+    """Generate the fused time-stepping kernel of ``cell`` for time step ``dt``.
+
+    Args:
+        cell: The cell declaration.
+        dt: Time step (ms); it is compiled in as a constant.
+        dtype: ``"float64"`` (state and arithmetic in double) or ``"float32"`` (state stored
+            and carried between operations in float; constants and library calls in double).
+
+    Returns:
+        The :class:`KernelSource`.
+
+    Raises:
+        ValueError: For an unknown dtype or a non-positive dt.
+    """
+    if dtype not in _REAL:
+        raise ValueError(f"dtype={dtype!r} is not supported by the kernel generator; use 'float64' or 'float32'")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a finite number > 0 ms, got {dt}")
+    eng = Engine(cell, float(dt), np, np.float64, "exact")  # the layout the NumPy engine uses
+    init = eng.initial(1)
+    n_x, n_p = eng.n_x, int(eng.scheme_offsets[-1])
+    C = eng.n_channels
+    E = [float(ch.reversal) for ch in cell.channels]
+    L = literal
+    mdt = L(-float(dt))
+
+    body: list[str] = []
+    add = body.append
+    add("    /* ---- gates, with V(t) and [Ca](t) (Rush–Larsen / exponential Euler) ---- */")
+    for k, s in enumerate(eng.hh):
+        ch = cell.channels[s.channel]
+        add(f"    {{ /* {ch.name}.{s.gate.name}: x_inf(V), tau(V) */")
+        add(f"      const real xinf = {trace(s.gate.inf, 'v')};")
+        add(f"      const real dec = exp(({mdt} / {trace(s.gate.tau, 'v')}));")
+        add(f"      x{k} = (((x{k} - xinf) * dec) + xinf); }}")
+    nh = len(eng.hh)
+    for j, s in enumerate(eng.ca_gates):
+        k = nh + j
+        ch = cell.channels[s.channel]
+        add(f"    {{ /* {ch.name}.{s.gate.name}: x_inf(V, [Ca]), tau(V) */")
+        add(f"      const real xinf = {trace(s.gate.inf, 'v', 'ca')};")
+        add(f"      const real dec = exp(({mdt} / {trace(s.gate.tau, 'v')}));")
+        add(f"      x{k} = (((x{k} - xinf) * dec) + xinf); }}")
+    nc = len(eng.ca_gates)
+    for j, s in enumerate(eng.inst):
+        k = nh + nc + j
+        ch = cell.channels[s.channel]
+        add(f"    x{k} = {trace(s.gate.inf, 'v')}; /* {ch.name}.{s.gate.name}: instantaneous */")
+    for si, s in enumerate(eng.schemes):
+        sch = s.gate
+        states = list(sch.states)
+        base = eng.scheme_offsets[si]
+        pname = {st: f"p{base + i}" for i, st in enumerate(states[1:])}
+        ch = cell.channels[s.channel]
+        add(f"    {{ /* {ch.name}.{sch.name}: kinetic scheme {states}, '{states[0]}' by conservation */")
+        for ti, t in enumerate(sch.transitions):
+            add(f"      const real r{ti} = {trace(t.rate, 'v')}; /* {t.source} -> {t.target} */")
+        for st in states[1:]:
+            p = pname[st]
+            out_rate = _chain([f"r{ti}" for ti, t in enumerate(sch.transitions) if t.source == st], "+", "0.0")
+            terms = []
+            for ti, t in enumerate(sch.transitions):
+                if t.target != st:
+                    continue
+                if t.source == states[0]:  # conserved state, from the already-updated occupancies
+                    src = f"(1.0 - {_chain([pname[x] for x in states[1:]], '+', '0.0')})"
+                else:
+                    src = pname[t.source]
+                terms.append(f"(r{ti} * {src})")
+            add(f"      {{ const real out = {out_rate};")
+            add("        const real inv = (1.0 / out);")
+            add(f"        const real dec = exp(({mdt} * out));")
+            add(f"        const real target = ({_chain(terms, '+', '0.0')} * inv);")
+            add(f"        {p} = ((({p} - target) * dec) + target); }}")
+        add("    }")
+
+    add("    /* ---- open conductances: gbar · Π x^power ---- */")
+    row_name = {}
+    for k, s in enumerate(eng.hh + eng.ca_gates + eng.inst):
+        row_name[id(s.gate), s.channel] = f"x{k}"
+    for k, s in enumerate(eng.schemes):
+        states = list(s.gate.states)
+        row_name[id(s.gate), s.channel] = f"p{eng.scheme_offsets[k] + states.index(s.gate.open_state) - 1}"
+    order = eng.hh + eng.ca_gates + eng.inst + eng.schemes  # Engine._build_factors order
+    for c in range(C):
+        expr = f"gb{c}"
+        for s in order:
+            if s.channel == c:
+                expr = _powered(expr, row_name[id(s.gate), s.channel], s.gate.power)
+        add(f"    const real g{c} = {expr}; /* {cell.channels[c].name} */")
+
+    if eng.ca_decay is not None:
+        pool = cell.calcium
+        i_ca = _chain([f"(g{c} * (v - {L(E[c])}))" for c in eng.ca_channels], "+", "0.0")
+        add("    /* ---- [Ca] with the currents at V(t) ---- */")
+        add(f"    {{ const real ca_inf = ({L(pool.beta)} - ({L(pool.alpha)} * {i_ca}));")
+        add(f"      ca = (((ca - ca_inf) * {L(eng.ca_decay)}) + ca_inf); }}")
+
+    g_tot = f"({_chain([f'g{c}' for c in range(C)], '+', '0.0')} + gl)"
+    e_g = _chain([f"({L(E[c])} * g{c})" for c in range(C)], "+", "0.0")
+    add("    /* ---- V by exponential Euler with the new conductances ---- */")
+    add(f"    {{ const real gt = {g_tot};")
+    add(f"      const real vinf = (({e_g} + drive) / gt);")
+    add(f"      const real dec = exp((gt * {L(-float(dt) * eng.inv_cap)}));")
+    add("      v = (((v - vinf) * dec) + vinf); }")
+
+    xs = [f"x{k}" for k in range(n_x)]
+    ps = [f"p{k}" for k in range(n_p)]
+    finite = " && ".join(f"cs_finite({s})" for s in ["v", "ca", *xs, *ps])
+    reset = " ".join([f"v = {L(float(init['V'][0]))};", f"ca = {L(float(init['ca'][0]))};"]
+                     + [f"x{k} = {L(float(init['X'][k, 0]))};" for k in range(n_x)]
+                     + [f"p{k} = {L(float(init['P'][k, 0]))};" for k in range(n_p)])
+
+    decl = ["    real v = V[i];", "    real ca = CA[i];"]
+    decl += [f"    real x{k} = X[{k}LL * n + i];" for k in range(n_x)]
+    decl += [f"    real p{k} = P[{k}LL * n + i];" for k in range(n_p)]
+    decl += [f"    const real gb{c} = gbar[{c}LL * n + i];" for c in range(C)]
+    store = ["    V[i] = v;", "    CA[i] = ca;"]
+    store += [f"    X[{k}LL * n + i] = x{k};" for k in range(n_x)]
+    store += [f"    P[{k}LL * n + i] = p{k};" for k in range(n_p)]
+
+    params = ",\n    ".join(f"{t} {'CS_RESTRICT ' if t.endswith('*') else ''}{nm}" for t, nm in KERNEL_PARAMS)
+    args = ", ".join(nm for _, nm in KERNEL_PARAMS)
+    thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
+    src = [_PRELUDE.format(cell=cell.name, dt=repr(float(dt)), real=_REAL[dtype])]
+    src.append(f"""
+/* Advance neuron i by n_steps steps; its state stays in registers in between. */
+CS_DEVICE void cs_neuron(long long i,
+    {params})
+{{
+{chr(10).join(decl)}
+    const real gl = gleak[i];
+    const real drive_base = drive0[i];
+    int arm = armed[i];
+    int good = ok[i];
+    const int slot = has_rec ? rec_slot[i] : -1;
+    for (int s = 0; s < n_steps; ++s) {{
+    const long long k = k0 + s;
+    const real drive = has_noise ? (real)(drive_base + noise[(long long)s * n + i]) : drive_base;
+    const real v_old = v;
+{chr(10).join(body)}
+    /* ---- spike: upward crossing of {SPIKE_THRESHOLD} mV while armed; re-armed below {SPIKE_REARM} mV ---- */
+    if (v >= {thr} && arm) {{
+      const double t = (((double)k + (({thr} - v_old) / (v - v_old))) * {L(dt)});
+      arm = 0;
+      if (t >= transient) {{
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+        const unsigned long long at = atomicAdd(spk_count, 1ULL);
+#else
+        const unsigned long long at = (*spk_count)++;
+#endif
+        if (at < spk_cap) {{ spk_t[at] = t; spk_i[at] = i; }}
+      }}
+    }}
+    if (v < {rearm}) arm = 1;
+    if (slot >= 0 && (k + 1) % rec_every == 0) trace[(long long)slot * trace_len + (k + 1) / rec_every] = v;
+    /* ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the initial state ---- */
+    if ((k + 1) % check_every == 0 || k + 1 == k_total) {{
+      if (!({finite}) || v < {L(V_BOUNDS[0])} || v > {L(V_BOUNDS[1])}) {{
+        good = 0;
+        {reset}
+      }}
+    }}
+    }}
+{chr(10).join(store)}
+    armed[i] = arm;
+    ok[i] = good;
+}}
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+CS_GLOBAL void {KERNEL_NAME}(
+    {params})
+{{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) cs_neuron(i, {args});
+}}
+#else
+void {KERNEL_NAME}(
+    {params})
+{{
+    for (long long i = 0; i < n; ++i) cs_neuron(i, {args});
+}}
+#endif
+""")
+    return KernelSource(
+        source="".join(src), name=KERNEL_NAME, dtype=dtype, dt=float(dt), n_x=n_x, n_p=n_p,
+        init_v=float(init["V"][0]), init_x=tuple(float(x) for x in init["X"][:, 0]),
+        init_p=tuple(float(p) for p in init["P"][:, 0]), init_ca=float(init["ca"][0]),
+        E_leak=float(cell.leak_reversal), n_active=C)
