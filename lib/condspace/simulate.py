@@ -265,6 +265,14 @@ def simulate(
         chunk_size = 16384 if be.name == "numpy" else 131072
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
+    # --- GPU: one fused kernel generated from the declaration (condspace._cuda / _codegen) ---
+    if be.name == "cupy":
+        from condspace._cuda import simulate_cupy  # noqa: PLC0415  (imports this module)
+
+        return simulate_cupy(cell, gmat, cur, n_steps=n_steps, dt=dt, t_max=t_max, transient=transient,
+                             noise_std=noise_std, seed=seed, be=be, rec=rec, chunk_size=chunk_size,
+                             progress=progress, method=method)
+    # --- end GPU branch ---
     engine = Engine(cell, dt, be.xp, be.dtype, method)
     if progress is None:
         progress = n * n_steps > 1.5e8 and not os.environ.get("CONDSPACE_QUIET")
