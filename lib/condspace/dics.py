@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from condspace import cells as _cells
+from condspace.backend import Backend, resolve
 from condspace.channels import CellType, Gate, KineticScheme
 from condspace.kinetics import scheme_steady_state
 from condspace.simulate import conductance_matrix
@@ -164,6 +165,18 @@ def _plan(cell: CellType | str) -> _Plan:
     return plan
 
 
+def array_module(xp: Any = np) -> Any:
+    """The array module from ``xp``: a module (numpy, cupy), a :class:`~condspace.backend.Backend`,
+    or a backend name (``"numpy"``, ``"cupy"``, ``"auto"``) resolved by :func:`condspace.backend.resolve`."""
+    if isinstance(xp, Backend):
+        return xp.xp
+    if isinstance(xp, str):
+        return resolve(xp).xp
+    if not hasattr(xp, "asarray"):
+        raise ValueError(f"xp: expected an array module (numpy, cupy), a Backend or a backend name, got {xp!r}")
+    return xp
+
+
 # ----- small helpers -------------------------------------------------------------------------------
 def _cstep(values: Any) -> tuple[Any, Any]:
     """(value, derivative) from a complex-step evaluation f(x + ih)."""
@@ -258,7 +271,7 @@ def timescale_weights(cell: CellType | str, V: Any, xp: Any = np) -> dict[str, t
     Args:
         cell: Cell type or its registry name.
         V: Membrane potential(s) (mV), any shape.
-        xp: Array module.
+        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
 
     Returns:
         ``"<channel>.<gate>"`` → (w_fs, w_su), each broadcastable to V's shape; calcium paths of
@@ -266,6 +279,7 @@ def timescale_weights(cell: CellType | str, V: Any, xp: Any = np) -> dict[str, t
         row weights of a path are w_fs, w_su − w_fs and 1 − w_su.
     """
     plan = _plan(cell)
+    xp = array_module(xp)
     V = xp.asarray(V, dtype=float)
     refs = _Refs(xp, plan, V)
     out = {}
@@ -586,7 +600,7 @@ def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = T
             calcium-dependent channels (their column depends on ḡ of the calcium carriers).
         normalize: Divide by g_leak, so that S·ḡ is in multiples of g_leak (the convention
             everywhere in the literature); ``False`` gives S per unit ḡ (dimensionless).
-        xp: Array module (numpy or cupy).
+        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
 
     Returns:
         S with shape V.shape + (3, n_channels) (rows fast, slow, ultraslow; columns in
@@ -597,6 +611,7 @@ def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = T
         ValueError: ``normalize`` or calcium dependence without ``g``; malformed ``g``.
     """
     plan = _plan(cell)
+    xp = array_module(xp)
     V = xp.asarray(V, dtype=float)
     if g is None:
         if normalize:
@@ -637,13 +652,14 @@ def dics(cell: CellType | str, g: Any, V: Any, normalize: bool = True, xp: Any =
         V: Voltage(s) (mV): a scalar, (N,) (one per neuron) or any shape broadcastable with (N,)
             (the neuron axis is the last axis, NumPy broadcasting: (M, 1) gives an M × N grid).
         normalize: Divide by g_leak (default; multiples of g_leak, g_f includes +1 from the leak).
-        xp: Array module (numpy or cupy).
+        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
         chunk: Neurons per vectorised batch (bounds the memory of the temporaries).
 
     Returns:
         Array of shape broadcast(V.shape, (N,)) + (3,): g_f, g_s, g_u.
     """
     plan = _plan(cell)
+    xp = array_module(xp)
     G = _conductances(plan, g, xp)
     N = G.shape[0]
     V = xp.asarray(V, dtype=float)
@@ -686,13 +702,14 @@ def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: 
         stop: Upper end of the scan (mV); see :data:`SCAN_STOP`.
         step: Grid spacing (mV); see :data:`SCAN_STEP`.
         tol: Width of the final bracket (mV).
-        xp: Array module.
+        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
         chunk: Neurons scanned together.
 
     Returns:
         (N,) V_th in mV; NaN where g_in has no positive-to-non-positive crossing on the grid.
     """
     plan = _plan(cell)
+    xp = array_module(xp)
     G = _conductances(plan, g, xp)
     if not (step > 0 and stop > start and tol > 0):
         raise ValueError(f"threshold: need step > 0, stop > start and tol > 0 (got start={start}, stop={stop}, "
@@ -720,7 +737,7 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, **threshold_kw
     Args:
         cell: Cell type or registry name.
         g: Maximal conductances (mS/cm²), (N, n_channels).
-        xp: Array module.
+        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
         **threshold_kw: Passed to :func:`threshold` (scan grid, tolerance).
 
     Returns:
@@ -730,6 +747,7 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, **threshold_kw
     import pandas as pd  # noqa: PLC0415  (only this convenience needs pandas)
 
     plan = _plan(cell)
+    xp = array_module(xp)
     G = _conductances(plan, g, xp)
     vth = threshold(plan.cell, G, xp=xp, **threshold_kw)
     d = xp.full((G.shape[0], 3), xp.nan)

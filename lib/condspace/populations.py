@@ -27,7 +27,7 @@ import numpy as np
 
 from condspace import cells as _cells
 from condspace.channels import CellType
-from condspace.dics import ROWS, _columns, _plan
+from condspace.dics import ROWS, _columns, _plan, array_module
 
 SINGULAR_RTOL = 1e-10
 """A system is singular when |det A| ≤ SINGULAR_RTOL · Π_j ‖A[:, j]‖ (Hadamard's bound: the ratio is
@@ -364,7 +364,8 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
             target g_s (STG: ḡ_CaS⁽⁰⁾ = 34.12 − 2.330·g_s*, ḡ_CaT⁽⁰⁾ = 24.6 − 5.14·g_s*).
         rows: Imposed DIC rows R, |R| = number of unknowns. Default: three unknowns → (f, s, u);
             two → (s, u) (g_f left free, as in neuromodulation); one unknown needs explicit rows.
-        xp: Array module for the sensitivity and the solves.
+        xp: Array module for the sensitivity and the solves (numpy, cupy, a Backend or its name); inputs
+            and results stay NumPy arrays on the host.
 
     Returns:
         A :class:`CompensationResult` with every neuron, reachable or not.
@@ -374,6 +375,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
         ValueError: Malformed shapes, negative/non-finite drawn conductances, bad targets/rows.
     """
     cell = _cells.get(cell)
+    xp = array_module(xp)
     unknown = _channel_indices(cell, solve_for, "solve_for")
     R = _rows(rows, len(unknown))
     G = _drawn_matrix(cell, g_drawn, unknown, "g_drawn")
@@ -433,12 +435,13 @@ def spiking_population(cell: CellType | str, n: int, seed: int | None, target: A
         target: (g_f, g_s, g_u), or (g_s, g_u) with g_f from ``population.gf_rule``;
             default ``population.target``.
         iterations: Calcium iterations when a solved channel carries calcium.
-        xp: Array module for the solves.
+        xp: Array module for the solves (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult` with all n neurons (check ``reachable``).
     """
     cell = _cells.get(cell)
+    xp = array_module(xp)
     recipe = cell.population
     if recipe is None:
         raise ValueError(f"cell {cell.name!r} declares no population recipe (CellType.population)")
@@ -495,7 +498,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
             calcium).
         guess: ``None`` (declared guess), ``"baseline"`` (current values) or starting values of
             the calcium carriers in the pair (see :func:`compensate`).
-        xp: Array module.
+        xp: Array module (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult`; ``meta["pairs"]`` holds the pair used per neuron.
@@ -503,6 +506,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         reason ``"singular"``.
     """
     cell = _cells.get(cell)
+    xp = array_module(xp)
     G0 = _drawn_matrix(cell, g, (), "g")
     N = G0.shape[0]
     if V is None:
