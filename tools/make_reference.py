@@ -1,6 +1,6 @@
 """Regenerate tests/reference/scipy_spikes.npz: SciPy LSODA spike times of every published set.
 
-Usage: .venv/bin/python tools/make_reference.py   (about 10 minutes on 2 cores)
+Usage: .venv/bin/python tools/make_reference.py [cell ...]   (about 10 minutes on 2 cores)
 
 Each published example set of every registered cell type is integrated per neuron with
 ``scipy.integrate.solve_ivp`` (LSODA, rtol 1e-8, atol 1e-10) over the cell's literature
@@ -22,8 +22,12 @@ OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "reference", "scipy
 
 
 def main() -> None:
+    only = sys.argv[1:]  # optional cell names: regenerate only those, keep the other entries
     arrays = {}
-    for name in cells.available():
+    if only and os.path.exists(OUT):
+        with np.load(OUT) as old:
+            arrays = {k: old[k] for k in old.files if k.split("/")[0] not in only}
+    for name in only or cells.available():
         cell = cells.get(name)
         for label, g in cell.examples.items():
             t0 = time.time()

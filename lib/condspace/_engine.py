@@ -7,7 +7,7 @@ scheme rates) is one column of a "rate table": either evaluated from the declara
 a fine voltage grid (``method="table"``, as NEURON does for its rate functions).
 
 Update order per step (t → t + dt), all exponential Euler (Rush–Larsen):
-gates with V(t) (and [Ca](t)) → open fractions → [Ca] with the new currents at V(t) →
+gates with V(t) (and [Ca](t)); kinetic schemes with their exact propagator expm(Q(V)·dt) → open fractions → [Ca] with the new currents at V(t) →
 V with the new conductances → spike detection on the new V.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from condspace.channels import CellType, KineticScheme
-from condspace.kinetics import gate_slots, initial_state
+from condspace.channels import CellType
+from condspace.kinetics import gate_slots, initial_state, scheme_propagator
 
 SPIKE_THRESHOLD = 10.0  # mV: a spike is an upward crossing of +10 mV ...
 SPIKE_REARM = 0.0  # mV: ... and the next one needs V to have gone below 0 mV first.
@@ -36,7 +36,7 @@ class _Columns:
     hh_decay: slice
     ca_decay: slice
     inst_inf: slice
-    scheme: list  # per scheme: list per integrated state of (inv_out_row, decay_row, [(rate_row, source)])
+    scheme: list  # per scheme, per integrated state i: the rows of the propagator entries M[i, :]
     width: int
 
 
@@ -82,18 +82,13 @@ class Engine:
         inst_inf = slice(pos, pos + ni); pos += ni  # noqa: E702
         schemes = []
         for slot in self.schemes:
-            sch: KineticScheme = slot.gate
-            states = list(sch.states)
-            per_state = []
-            for s in states[1:]:
-                inflow = []
-                for t in sch.transitions:
-                    if t.target == s:
-                        inflow.append((pos, states.index(t.source)))
-                        pos += 1
-                per_state.append([pos, pos + 1, inflow])
-                pos += 2
-            schemes.append(per_state)
+            # Propagator entries M[i, j] = expm(Q(V)·dt)[i, j] for every integrated state i (rows
+            # 1..n-1) and every state j: exact for V frozen over the step and probability-conserving,
+            # unlike a per-state exponential Euler, which leaks occupancy when rates are fast
+            # (ERG O→I during a spike: rate·dt ≈ 0.2).
+            n = len(slot.gate.states)
+            schemes.append([[pos + (i - 1) * n + j for j in range(n)] for i in range(1, n)])
+            pos += (n - 1) * n
         self.cols = _Columns(hh_inf, hh_decay, ca_decay, inst_inf, schemes, pos)
 
     def columns_at(self, xp: Any, V: Any) -> Any:
@@ -107,16 +102,11 @@ class Engine:
             out[self.cols.ca_decay.start + k] = xp.exp(-dt / s.gate.tau(xp, V))
         for k, s in enumerate(self.inst):
             out[self.cols.inst_inf.start + k] = s.gate.inf(xp, V)
-        for slot, per_state in zip(self.schemes, self.cols.scheme, strict=True):
-            sch = slot.gate
-            states = list(sch.states)
-            for (inv_row, decay_row, inflow), s in zip(per_state, states[1:], strict=True):
-                out_rate = sum(t.rate(xp, V) for t in sch.transitions if t.source == s)
-                out[inv_row] = 1.0 / out_rate
-                out[decay_row] = xp.exp(-dt * out_rate)
-                rows = [t for t in sch.transitions if t.target == s]
-                for (row, _), t in zip(inflow, rows, strict=True):
-                    out[row] = t.rate(xp, V)
+        for slot, rows in zip(self.schemes, self.cols.scheme, strict=True):
+            M = scheme_propagator(xp, slot.gate, V, dt)
+            for i, row_ids in enumerate(rows, start=1):
+                for j, r in enumerate(row_ids):
+                    out[r] = M[..., i, j]
         return out
 
     def _build_table(self) -> None:
@@ -204,19 +194,14 @@ class Engine:
             row += xinf
         if self.inst:
             X[nh + nc:] = vals[cols.inst_inf]
-        for k, per_state in enumerate(cols.scheme):
-            base = self.scheme_offsets[k]
-            occ = P[base:self.scheme_offsets[k + 1]]
-            for j, (inv_row, decay_row, inflow) in enumerate(per_state):
-                influx = 0.0
-                for rate_row, src in inflow:
-                    src_occ = (1.0 - occ.sum(axis=0)) if src == 0 else occ[src - 1]
-                    influx = influx + vals[rate_row] * src_occ
-                target = influx * vals[inv_row]
-                row = occ[j]
-                row -= target
-                row *= vals[decay_row]
-                row += target
+        for k, rows in enumerate(cols.scheme):
+            occ = P[self.scheme_offsets[k]:self.scheme_offsets[k + 1]]
+            old = [1.0 - occ.sum(axis=0)] + [row.copy() for row in occ]
+            for i, row_ids in enumerate(rows):
+                new = vals[row_ids[0]] * old[0]
+                for j in range(1, len(row_ids)):
+                    new += vals[row_ids[j]] * old[j]
+                occ[i] = new
         geff = self.open_conductances(X, P, gbar)
         if self.ca_decay is not None:
             pool = self.cell.calcium

@@ -72,6 +72,36 @@ def scheme_steady_state(xp: Any, scheme: KineticScheme, V: Any) -> dict[str, Any
     return {s: p[..., pos[s]] for s in scheme.states}
 
 
+def scheme_generator(xp: Any, scheme: KineticScheme, V: Any) -> Any:
+    """Generator matrix Q(V) of a kinetic scheme, dp/dt = Q·p: shape V.shape + (n, n), 1/ms."""
+    V = xp.asarray(V)
+    n = len(scheme.states)
+    pos = {s: i for i, s in enumerate(scheme.states)}
+    Q = xp.zeros(V.shape + (n, n), dtype=V.dtype)
+    for t in scheme.transitions:
+        r = t.rate(xp, V)
+        i, j = pos[t.source], pos[t.target]
+        Q[..., j, i] += r
+        Q[..., i, i] -= r
+    return Q
+
+
+def scheme_propagator(xp: Any, scheme: KineticScheme, V: Any, dt: float) -> Any:
+    """expm(Q(V)·dt): the exact one-step propagator of the occupancies at frozen V.
+
+    Column sums are 1 (probability is conserved). Computed with SciPy's batched ``expm`` on
+    the host (used to build rate tables and by the ``exact`` reference method).
+
+    Returns:
+        Array of shape V.shape + (n, n).
+    """
+    from scipy.linalg import expm  # noqa: PLC0415
+
+    V_host = np.asarray(V.get() if hasattr(V, "get") else V, dtype=float)
+    M = expm(scheme_generator(np, scheme, V_host) * dt)
+    return xp.asarray(M)
+
+
 def gate_steady_state(xp: Any, slot: GateSlot, V: Any, ca: Any = None) -> Any:
     """Steady state of one gating factor (for a scheme: its open-state occupancy)."""
     g = slot.gate

@@ -18,9 +18,11 @@ E_NA, E_K, E_CA, E_NMDA, MG = 60.0, -85.0, 60.0, 0.0, 1.4
 
 
 def _tau_m_na(xp, V):
-    # The published numerator and exponent vanish 0.017 mV apart (a narrow pole rather than a
-    # removable singularity); linear_over_expm1 bridges that window (see its docstring).
-    alpha = linear_over_expm1(xp, V, -15.6504, -0.4043, -19.565, -0.5052)
+    # The published numerator and exponent vanish 0.017 mV apart (V = -38.710 and -38.727 mV): a
+    # narrow pole rather than a removable singularity, an artefact of rounded coefficients. It is
+    # bridged linearly over |exponent| < 0.1 (0.4 mV), wide enough that τ stays smooth for the
+    # simulator's rate tables; outside that window the expression is exactly the published one.
+    alpha = linear_over_expm1(xp, V, -15.6504, -0.4043, -19.565, -0.5052, delta=0.1)
     beta = 3.0212 * safe_exp(xp, -7.4630e-3 * V)
     return 0.01 + 1.0 / (alpha + beta)
 
