@@ -1,0 +1,340 @@
+"""Tests of condspace.inference: prior, summary features, cache, NPE plumbing on a toy simulator
+with a known posterior, save/load, predictive-check rules and calibration.
+
+The toy problem: θ ~ U([-4, 4]²), x = θ + N(0, 0.3² I). For an observation far from the box edges
+the posterior is N(x, 0.3² I) up to a negligible truncation, so trained samples can be compared
+with exact ones (C2ST ≈ 0.5 when they are indistinguishable; Lopez-Paz & Oquab 2017).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from condspace import cells, features, inference
+
+TOY_SIGMA = 0.3
+TOY_PRIOR = inference.Prior(("a", "b"), np.array([-4.0, -4.0]), np.array([4.0, 4.0]))
+TOY_SETTINGS = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=40, batch_size=128)
+
+
+def toy_simulate(theta: np.ndarray, seed: int = 1) -> np.ndarray:
+    return theta + TOY_SIGMA * np.random.default_rng(seed).standard_normal(theta.shape)
+
+
+@pytest.fixture(scope="module")
+def toy_posterior() -> inference.Posterior:
+    theta = TOY_PRIOR.sample(3000, seed=0)
+    return inference.train(theta, toy_simulate(theta), TOY_PRIOR, settings=TOY_SETTINGS, seed=0,
+                           feature_names=("x1", "x2"), cell="toy", progress=False)
+
+
+def periodic(rate_hz: float, duration: float, start: float = 3000.0) -> np.ndarray:
+    return start + np.arange(0.0, duration, 1000.0 / rate_hz)
+
+
+def bursts(n: int, spikes: int, isi: float, period: float, start: float = 3000.0) -> np.ndarray:
+    return np.concatenate([start + k * period + np.arange(spikes) * isi for k in range(n)])
+
+
+# ----- prior ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["stg", "da"])
+def test_prior_contains_every_published_example(name):
+    cell = cells.get(name)
+    prior = inference.make_prior(cell)
+    assert prior.names == cell.inferred_names
+    for label, g in cell.examples.items():
+        theta = np.array([g[n] for n in prior.names])
+        assert prior.contains(theta)[0], f"{name} {label} outside the prior"
+
+
+def test_prior_stg_widening_and_da_fixed_nmda():
+    stg = inference.make_prior("stg")
+    assert dict(zip(stg.names, zip(stg.low, stg.high, strict=True), strict=True))["g_CaS"] == (0.0, 60.0)
+    assert stg.low[stg.names.index("g_leak")] == 0.005  # leak > 0: simulate() rejects 0
+    lit = inference.make_prior("stg", widen=False)
+    assert lit.high[lit.names.index("g_CaT")] == 12.0
+    da = inference.make_prior("da")
+    assert "g_NMDA" not in da.names and len(da.names) == 6
+    g = inference.conductances("da", da, da.sample(3, seed=1))
+    np.testing.assert_array_equal(g[:, cells.get("da").index("NMDA")], 0.012)
+
+
+def test_prior_torch_boxuniform_and_errors():
+    prior = inference.make_prior("stg")
+    box = prior.torch()
+    s = box.sample((500,)).numpy()
+    assert s.shape == (500, 8) and prior.contains(s).all()
+    assert torch.isinf(box.log_prob(torch.as_tensor(prior.high * 1.01, dtype=torch.float32)))
+    with pytest.raises(KeyError, match="g_NMDA"):
+        inference.make_prior("stg", bounds={"g_NMDA": (0, 1)})
+    with pytest.raises(ValueError, match="g_Kd"):
+        inference.Prior(("g_Na", "g_Kd"), np.array([0.0, 5.0]), np.array([1.0, 5.0]))
+
+
+# ----- summary features ---------------------------------------------------------------------------
+def test_summary_features_of_a_periodic_train():
+    x = inference.summary_frame([periodic(10.0, 3000.0)], 3000.0).iloc[0]
+    assert x["log10_rate_hz"] == pytest.approx(1.0)
+    assert x["log10_inst_freq_hz"] == pytest.approx(1.0)
+    for q in ("q05", "q25", "q50", "q75", "q95"):
+        assert x[f"log10_isi_{q}"] == pytest.approx(2.0)
+    assert x["cv_isi"] == pytest.approx(0.0, abs=1e-12)
+    assert x["log10_isi_sd"] == pytest.approx(0.0, abs=1e-12)
+    assert x["isi_serial_corr"] == pytest.approx(0.0, abs=1e-6)
+    assert x["long_isi_fraction"] == 0.0
+
+
+def test_summary_features_of_regular_bursts():
+    # 4 spikes 10 ms apart every 200 ms: ISIs 10, 10, 10, 170 → one long ISI in four.
+    train = bursts(15, 4, 10.0, 200.0)
+    x = inference.summary_frame([train], 3000.0).iloc[0]
+    assert x["long_isi_fraction"] == pytest.approx(14 / 59)  # 59 ISIs, 14 of them interburst gaps
+    assert x["log10_isi_q05"] == pytest.approx(1.0)
+    assert x["log10_isi_q95"] == pytest.approx(np.log10(170.0))
+    assert x["log10_rate_hz"] == pytest.approx(np.log10(20.0))
+    assert x["isi_serial_corr"] < -0.2  # a long ISI is followed by a short one
+    # Cross-check CV against the project's feature extractor (same ddof).
+    assert x["cv_isi"] == pytest.approx(features.extract([train], 3000.0)["cv_isi"].iloc[0])
+
+
+def test_summary_features_do_not_depend_on_the_recording_length():
+    # The spike count triples from a 3 s to a 9 s window; the features only move by the edge
+    # effect of the last, gap-less burst (14 gaps in 59 ISIs versus 44 in 179).
+    short = inference.summary_features([bursts(15, 4, 10.0, 200.0)], 3000.0)[0]
+    long = inference.summary_features([bursts(45, 4, 10.0, 200.0)], 9000.0)[0]
+    np.testing.assert_allclose(short, long, rtol=0.04, atol=0.012)
+
+
+def test_summary_features_silent_rows_are_nan_and_bad_trains_rejected():
+    x = inference.summary_features([np.array([3000.0, 3100.0]), np.array([]), periodic(5, 3000)], 3000.0)
+    assert np.isnan(x[:2]).all() and np.isfinite(x[2]).all()
+    with pytest.raises(ValueError, match="increasing"):
+        inference.summary_features([np.array([3000.0, 3100.0, 3050.0])], 3000.0)
+    with pytest.raises(ValueError, match="duration"):
+        inference.summary_features([periodic(5, 3000)], 0.0)
+    with pytest.raises(ValueError, match="silent"):
+        inference.observe(np.array([3000.0, 3500.0]), 3000.0)
+
+
+def test_feature_cloud_distance_inside_and_outside():
+    rng = np.random.default_rng(0)
+    cloud = rng.standard_normal((4000, 3)) * [1.0, 2.0, 0.5]
+    inside = inference.feature_cloud_distance([0.1, -0.2, 0.0], cloud)
+    outside = inference.feature_cloud_distance([0.0, 0.0, 4.0], cloud)  # 8 sd along the narrow axis
+    assert inside.percentile < 20 and outside.percentile == 100.0
+    assert outside.distance == pytest.approx(8.0, rel=0.05)
+    assert outside.nearest > 5 * outside.nearest_typical > 0
+
+
+# ----- simulator ----------------------------------------------------------------------------------
+def test_simulate_features_excludes_silent_and_counts_it():
+    cell = cells.get("stg")
+    prior = inference.make_prior(cell)
+    tonic = [cell.example("tonic spiking")[n] for n in prior.names]
+    silent = [0, 0, 0, 0, 0, 0, 0, 0.01]  # leak only: rests at E_leak
+    proto = inference.Protocol.for_cell(cell, t_max=2000.0, transient=1000.0)
+    sim = inference.simulate_features(cell, prior, np.array([tonic, silent]), proto, progress=False)
+    assert sim.labels.tolist() == ["spiking", "silent"]
+    assert sim.valid.tolist() == [True, False] and sim.excluded_fraction == 0.5
+    assert np.isnan(sim.x[1]).all()
+    assert 10 ** sim.x[0, 0] == pytest.approx(15.3, abs=1.0)  # ≈ 15 Hz (SCIENCE.md §1)
+
+
+def test_cached_simulations_count_nan_and_flagged_runs(tmp_path):
+    def simulator(theta):
+        x = toy_simulate(theta)
+        x[::10] = np.nan  # a failed feature computation
+        ok = np.ones(len(theta), dtype=bool)
+        ok[1::10] = False  # a numerically invalid run
+        return x, ok, np.where(ok, "spiking", "invalid")
+
+    ts = inference.cached_simulations(simulator, TOY_PRIOR, 100, seed=0, key_parts={"sim": "toy"}, cache_dir=tmp_path)
+    assert ts.info["n_nonfinite"] == 10 and ts.info["n_flagged"] == 10
+    assert ts.valid.sum() == 80 and ts.excluded_fraction == pytest.approx(0.2)
+    assert np.isnan(ts.x[~ts.valid]).all() and np.isfinite(ts.x[ts.valid]).all()
+
+
+# ----- cache -------------------------------------------------------------------------------------
+class CountingSimulator:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, theta):
+        self.calls += 1
+        return toy_simulate(theta), np.ones(len(theta), bool), np.full(len(theta), "spiking")
+
+
+def test_cache_is_reused_and_a_changed_key_rebuilds(tmp_path):
+    sim = CountingSimulator()
+    a = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={"noise": 0.3}, cache_dir=tmp_path)
+    b = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={"noise": 0.3}, cache_dir=tmp_path)
+    assert sim.calls == 1 and b.info["cached"] and not a.info["cached"]
+    np.testing.assert_array_equal(a.x, b.x)
+    c = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={"noise": 0.4}, cache_dir=tmp_path)
+    assert sim.calls == 2 and c.key != a.key and not c.info["cached"]
+    inference.cached_simulations(sim, TOY_PRIOR, 50, seed=1, key_parts={"noise": 0.3}, cache_dir=tmp_path)
+    assert sim.calls == 3  # the seed is part of the key
+    assert len(list(tmp_path.glob("*.npz"))) == 3 and not list(tmp_path.glob("*.tmp"))  # atomic: no leftovers
+
+
+def test_truncated_or_tampered_cache_is_detected_and_rebuilt(tmp_path):
+    sim = CountingSimulator()
+    first = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={}, cache_dir=tmp_path)
+    (path,) = tmp_path.glob("*.npz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated (an interrupted copy)
+    with pytest.warns(RuntimeWarning, match="unreadable"):
+        again = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={}, cache_dir=tmp_path)
+    assert sim.calls == 2 and not again.info["cached"]
+    np.testing.assert_array_equal(first.theta, again.theta)
+    # Arrays changed behind the cache's back: the checksum catches it.
+    tampered = dict(np.load(path))
+    tampered["x"] = tampered["x"] + 1.0
+    np.savez(path, **tampered)
+    with pytest.warns(RuntimeWarning, match="checksum"):
+        inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={}, cache_dir=tmp_path)
+    assert sim.calls == 3
+    # A valid file with another key (e.g. copied over) is refused by load_training_set.
+    with pytest.raises(ValueError, match="key"):
+        inference.load_training_set(path, "0" * 64)
+
+
+# ----- NPE on the toy problem ----------------------------------------------------------------------
+def test_toy_posterior_matches_the_analytic_one(toy_posterior):
+    from sbi.utils.metrics import c2st
+
+    x_obs = np.array([0.5, -1.0])
+    samples = toy_posterior.sample(1000, x_obs, seed=0)
+    exact = x_obs + TOY_SIGMA * np.random.default_rng(5).standard_normal((1000, 2))
+    score = float(c2st(torch.as_tensor(samples, dtype=torch.float32), torch.as_tensor(exact, dtype=torch.float32)))
+    assert 0.4 <= score <= 0.6, f"C2ST {score}"
+    np.testing.assert_allclose(np.median(samples, axis=0), x_obs, atol=0.1)
+    assert TOY_PRIOR.contains(samples).all()
+
+
+def test_toy_posterior_is_calibrated_and_does_not_leak(toy_posterior):
+    theta = TOY_PRIOR.sample(200, seed=9)
+    cov = inference.expected_coverage(toy_posterior, theta, toy_simulate(theta, seed=9), levels=[0.5, 0.9],
+                                      n_samples=500)
+    np.testing.assert_allclose(cov["empirical"], [0.5, 0.9], atol=0.1)
+    assert len(cov.attrs["ranks"]) == 200
+    # Logit transform: every raw sample lies inside the box, even for an observation at the edge.
+    assert inference.leakage(toy_posterior, np.array([[3.95, -3.95]]), n=2000)[0] == 0.0
+
+
+def test_no_sbi_logs_written(toy_posterior, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    theta = TOY_PRIOR.sample(200, seed=3)
+    inference.train(theta, toy_simulate(theta), TOY_PRIOR, settings=inference.EstimatorSettings(max_epochs=1),
+                    feature_names=("x1", "x2"), progress=False)
+    assert not (tmp_path / "sbi-logs").exists()
+
+
+class GaussianPosterior:
+    """Exact-form posterior N(x, (scale·σ)² I) with the Posterior interface used by hpd_ranks."""
+
+    def __init__(self, scale: float) -> None:
+        self.sd = scale * TOY_SIGMA
+
+    def sample_batched(self, n, x, seed=None):
+        x = np.atleast_2d(x)
+        return x[None] + self.sd * np.random.default_rng(seed).standard_normal((n, *x.shape))
+
+    def log_prob(self, theta, x):
+        return -0.5 * np.sum((np.asarray(theta) - np.atleast_2d(x)) ** 2, axis=-1) / self.sd**2
+
+
+def test_expected_coverage_detects_over_and_under_confidence():
+    theta = TOY_PRIOR.sample(400, seed=2)
+    x = toy_simulate(theta, seed=2)
+    cov = lambda s: inference.expected_coverage(GaussianPosterior(s), theta, x, levels=[0.5, 0.9])["empirical"]
+    np.testing.assert_allclose(cov(1.0), [0.5, 0.9], atol=0.07)
+    # 2-D Gaussian: coverage of the exact HPD region at level a for a posterior s times too narrow
+    # is 1 − (1 − a)^(1/s²).
+    np.testing.assert_allclose(cov(0.5), 1 - (1 - np.array([0.5, 0.9])) ** 0.25, atol=0.07)
+    assert (cov(2.0) > [0.8, 0.98]).all()
+
+
+# ----- save / load ---------------------------------------------------------------------------------
+def test_save_load_round_trip_gives_identical_samples(toy_posterior, tmp_path):
+    path = inference.save_posterior(tmp_path / "post.pt", toy_posterior)
+    loaded = inference.load_posterior(path)
+    x_obs = np.array([1.0, 2.0])
+    np.testing.assert_array_equal(loaded.sample(300, x_obs, seed=4), toy_posterior.sample(300, x_obs, seed=4))
+    theta = np.array([[1.0, 2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(loaded.log_prob(theta, x_obs), toy_posterior.log_prob(theta, x_obs))
+    assert loaded.prior.names == ("a", "b") and loaded.feature_names == ("x1", "x2") and loaded.cell == "toy"
+    assert loaded.settings == toy_posterior.settings
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class Unsafe:
+    """An arbitrary class: unpickling it would run code, so weights_only loading must refuse it."""
+
+
+def test_load_posterior_refuses_pickles_and_foreign_files(tmp_path):
+    torch.save({"format": inference.POSTERIOR_FORMAT, "payload": Unsafe()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="unreadable"):  # weights_only=True refuses arbitrary classes
+        inference.load_posterior(tmp_path / "evil.pt")
+    torch.save({"hello": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a"):
+        inference.load_posterior(tmp_path / "other.pt")
+    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04garbage")
+    with pytest.raises(ValueError, match="unreadable"):
+        inference.load_posterior(tmp_path / "trunc.pt")
+
+
+def test_sampling_rejects_silent_or_misshapen_observations(toy_posterior):
+    with pytest.raises(ValueError, match="non-finite"):
+        toy_posterior.sample(10, np.array([np.nan, 1.0]))
+    with pytest.raises(ValueError, match="expected 2 features"):
+        toy_posterior.sample(10, np.array([1.0, 2.0, 3.0]))
+
+
+# ----- predictive check rules ----------------------------------------------------------------------
+def _row(label, rate, spb=np.nan, period=np.nan):
+    return {"label": label, "rate_hz": rate, "spikes_per_burst": spb, "burst_period_ms": period}
+
+
+def test_reproduces_rules():
+    tonic = pd.Series(_row("spiking", 10.0))
+    sims = pd.DataFrame([_row("spiking", 10.9), _row("spiking", 11.1), _row("bursting", 10.0, 4, 100)])
+    ok, rule = inference.reproduces(tonic, sims)
+    assert ok.tolist() == [True, False, False] and "10 %" in rule
+    burst = pd.Series(_row("bursting", 30.0, 4.0, 140.0))
+    sims = pd.DataFrame([_row("bursting", 1, 5.0, 160.0), _row("bursting", 1, 5.2, 140.0),
+                         _row("bursting", 1, 4.0, 162.0), _row("spiking", 30, np.nan, np.nan)])
+    ok, _ = inference.reproduces(burst, sims)
+    assert ok.tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="silent"):
+        inference.reproduces(pd.Series(_row("silent", 0.3)), sims)
+
+
+def test_malformed_recordings_are_rejected(tmp_path):
+    from condspace import recordings
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text('ID,spiking_times\n1,"[3000.0, 2990.0, 3100.0]"\n')
+    with pytest.raises(ValueError, match="increasing"):
+        recordings.load_csv(bad)
+    with pytest.raises(ValueError, match="non-finite"):
+        inference.summary_features([np.array([3000.0, np.inf, 3200.0])], 3000.0)
+
+
+def test_shipped_recordings_and_ground_truth_agree():
+    root = Path(__file__).resolve().parents[1] / "data" / "recordings"
+    if not (root / "stg_recordings.csv").exists():
+        pytest.skip("data/recordings not generated yet (tools/make_recordings.py)")
+    from condspace import recordings
+
+    recs = recordings.load_csv(root / "stg_recordings.csv")
+    truth = pd.read_csv(root / "stg_ground_truth.csv", dtype={"ID": str}).set_index("ID")
+    assert set(recs) == set(truth.index)
+    labels = features.extract(recs, float(truth["duration_ms"].iloc[0]))["label"]
+    for ident, row in truth.iterrows():
+        assert labels[ident] == row["label"], ident
+
