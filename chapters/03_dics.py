@@ -1,0 +1,290 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Dynamic input conductances
+#
+# Chapter 1 found neurons that fire alike with several-fold different conductances. What do they
+# share? Drion et al. (2015) answered with three numbers: the **dynamic input conductances** (DICs)
+# g_f, g_s and g_u, the fast, slow and ultraslow parts of the neuron's input conductance at its
+# threshold voltage. This chapter computes them, reads the firing pattern off their signs, builds
+# populations that share one DIC target but not their conductances, and maps activity over the
+# (g_s, g_u) plane by simulation.
+#
+# - **DICs of the published neurons**: g_f, g_s, g_u as functions of V, and the threshold V_th.
+# - **Reading the signs**: which feedback the sign of each DIC stands for, checked by simulation.
+# - **One target, many conductances**: a degenerate population built at one DIC target.
+# - **A map of activity in the (g_s, g_u) plane**: populations on a grid of targets, simulated.
+
+# %% [markdown]
+# **Prerequisites**: chapter 1 (the models and the simulator).
+# **Runtime** (busy 2-core CPU, NumPy): FAST ≈ 1 min (STG) or ≈ 3 min (DA, 12 s protocol); full
+# ≈ 3 min (STG) or ≈ 3.5 min (DA). DICs and populations take milliseconds; the time is simulation
+# (three batched calls), which on a GPU (`BACKEND="cupy"`) takes seconds.
+
+# %% tags=["parameters"]
+CELL_TYPE = "stg"  # "stg" (Liu et al. 1998) or "da" (Qian et al. 2014)
+FAST = False  # True: small populations and a tiny map (used by `make test`)
+BACKEND = "auto"  # "auto", "numpy" or "cupy"
+SEED = 0  # seed of the population draw
+N_POPULATION = 500  # neurons in the degenerate population (full mode)
+N_POPULATION_FAST = 60  # neurons in the degenerate population (FAST mode)
+MODULATION_TARGET = (-4.0, 5.0)  # (g_s, g_u) × g_leak the population is modulated to (slow positive feedback at V*)
+MAP_RANGES = {"stg": ((-20.0, 20.0), (0.0, 20.0)), "da": ((-15.0, 15.0), (0.0, 20.0))}  # (g_s, g_u) ranges, Fyon et al. 2024
+MAP_POINTS = (11, 6)  # grid points along g_s and g_u (full mode)
+MAP_POINTS_FAST = (3, 2)  # grid points along g_s and g_u (FAST mode)
+N_PER_POINT = 16  # neurons simulated per grid point (full mode)
+N_PER_POINT_FAST = 6  # neurons simulated per grid point (FAST mode)
+
+# %%
+import condspace
+import numpy as np
+import pandas as pd
+from condspace import cells, dics, features, plotting, populations, resolve, simulate
+
+# %%
+backend = resolve(BACKEND)
+cell = cells.get(CELL_TYPE)
+recipe = cell.population
+protocol = dict(cell.protocol)
+plotting.use_style()
+n_population = N_POPULATION_FAST if FAST else N_POPULATION
+n_gs, n_gu = MAP_POINTS_FAST if FAST else MAP_POINTS
+n_per_point = N_PER_POINT_FAST if FAST else N_PER_POINT
+print(f"condspace {condspace.__version__} | {backend.describe()} | numpy {np.__version__} | pandas {pd.__version__} | "
+      f"cell {cell.name}: {cell.title} | protocol {protocol} ms | V* = {recipe.V_ref} mV | N = {n_population}")
+
+# %% [markdown]
+# ## DICs of the published neurons
+#
+# At a fixed voltage V every gate of a neuron sits somewhere between its resting and its steady
+# state value. Perturb V slightly: each gate follows at its own speed, and the change of its
+# current feeds back on V. Drion et al. (2015) sort these feedbacks by speed. For channel j with
+# gating product G_j and a gate x,
+#
+# $$s_{j,x}(V) = \frac{\partial G_j}{\partial x}\,(V - E_j)\,\frac{dx_\infty}{dV},$$
+#
+# and its contribution is split between the fast, slow and ultraslow rows with weights that
+# interpolate (on a log scale) between the time constants of reference gates (STG: Na activation,
+# Kd activation and H activation; DA: Na and Kd activation and 100 ms). Summing over channels,
+# weighted by their maximal conductances and divided by g_leak, gives the DICs
+# (g_f, g_s, g_u) = S(V)·ḡ / g_leak. Their sum g_in = g_f + g_s + g_u is the slope of the
+# steady-state I–V curve; the **threshold voltage** V_th is the first voltage (scanning up from
+# −80 mV) where g_in turns non-positive. Some neurons have no such voltage: V_th is then NaN.
+#
+# The published example sets of the cell, their DIC curves and their simulated activity:
+
+# %%
+examples = pd.DataFrame(cell.examples).T[list(cell.conductance_names)]
+G_examples = examples.to_numpy()
+at_vth = dics.dics_at_threshold(cell, G_examples).set_index(examples.index)
+res_examples = simulate(cell, G_examples, backend=backend, **protocol)
+at_vth["simulated"] = features.from_simulation(res_examples)["label"].to_numpy()
+V = np.linspace(recipe.V_ref - 25.0, recipe.V_ref + 10.0, 281)
+curves = dics.dics(cell, G_examples, V[:, None]).transpose(1, 0, 2)  # (neuron, voltage, [g_f, g_s, g_u])
+lim = 2.0 * np.nanmax(np.abs(at_vth[["g_f", "g_s", "g_u"]].to_numpy()))
+fig = plotting.plot_dic_curves_grid(V, curves, at_vth["V_th"], list(examples.index), at_vth["simulated"],
+                                    ylim=(-lim, lim))
+
+# %%
+at_vth.round(3)
+
+# %% [markdown]
+# Below threshold the fast DIC is positive (the neuron returns to rest after a small push); it
+# falls steeply through zero around V_th, where fast sodium activation regenerates itself, while the
+# slow and ultraslow DICs decide what happens after the upstroke. The table holds the three
+# numbers at V_th that the rest of the chapter works with.
+
+# %% [markdown]
+# ## Reading the signs
+#
+# At V_th, g_in = 0 and the signs of its three parts describe the feedback loops of the neuron
+# (Drion et al. 2015; Fyon et al. 2024):
+#
+# - **g_f < 0**: fast positive feedback, the spike upstroke.
+# - **g_s > 0**: slow negative feedback, which ends each spike and resets the neuron: **tonic
+#   spiking**. **g_s < 0**: slow positive feedback, which holds the neuron on a depolarised
+#   plateau while it fires: **bursting**.
+# - **g_u > 0**: ultraslow negative feedback, which finally ends the burst; its size sets the
+#   interburst period and the duty cycle.
+#
+# The published sets in the (g_s, g_u) plane, coloured by their *simulated* class:
+
+# %%
+signs = at_vth.assign(predicted=np.where(at_vth["g_s"] < 0, "bursting", "spiking"))
+agree = int((signs["predicted"] == signs["simulated"]).sum())
+print(f"{agree} of {len(signs)} published sets fire as the sign of g_s at V_th predicts")
+fig = plotting.plot_dic_plane(at_vth["g_s"], at_vth["g_u"], at_vth["simulated"], names=list(examples.index), size=30)
+
+# %% [markdown]
+# Tonic spikers lie right of g_s = 0 and bursters left of it, as the reading predicts, where g_s is
+# clearly away from zero. A g_s within a fraction of g_leak of zero is a weak prediction: the DA
+# fast-spiking set has g_s ≈ −0.1 at V_th and still fires tonically, at a high rate.
+
+# %% [markdown]
+# ## One target, many conductances
+#
+# The DICs are linear in the maximal conductances at a fixed voltage, so a DIC target can be
+# *imposed*. Following Fyon et al. (2024) we draw some conductances at random (and g_leak from a
+# Gamma distribution) and solve, neuron by neuron, a small linear system for the remaining ones so
+# that the DICs at the reference voltage V* equal the target. Every neuron of the population hits
+# the same target; a draw whose solution would need a negative conductance is *unreachable* and is
+# counted, never silently dropped.
+
+# %%
+population = populations.spiking_population(cell, n_population, SEED)
+G = population.g[population.reachable]
+spiking_target = tuple(float(x) for x in population.meta["target"][1:])  # (g_s, g_u)
+varying = [n for n in cell.conductance_names if n not in cell.fixed]
+spread = pd.DataFrame(G, columns=cell.conductance_names)[varying].quantile([0.05, 0.5, 0.95]).T
+spread["fold (95th / 5th percentile)"] = spread[0.95] / spread[0.05]
+print(f"target (g_f, g_s, g_u) = {tuple(float(x) for x in population.meta['target'])} × g_leak at V* = "
+      f"{recipe.V_ref} mV; drawn {', '.join(recipe.drawn)}, solved for {', '.join(population.solve_for)}; "
+      f"{population.counts()}")
+spread.round(4)
+
+# %%
+fig = plotting.plot_conductance_pairs(G[:, [cell.index(n) for n in varying]], varying, log=True, kind="parallel")
+
+# %% [markdown]
+# Each line is a neuron, each conductance divided by its population median: one DIC target admits
+# conductances that differ by the fold changes in the table above, in the drawn channels and in
+# the solved ones alike.
+#
+# Does the target fix the firing pattern? We simulate the population, and the same population
+# moved to a bursting target (g_s, g_u) by re-solving two channels per neuron (the cell's default
+# pair for g_s < 0; all other conductances kept), and compare.
+
+# %%
+modulated = populations.modulate(cell, G, MODULATION_TARGET)
+pair = "+".join(modulated.meta["pairs"][0])
+G_both = np.concatenate([G, modulated.g[modulated.reachable]])
+names = np.repeat([f"spiking target {spiking_target}", f"{pair} to {MODULATION_TARGET}"],
+                  [len(G), modulated.n_reachable])
+res = simulate(cell, G_both, backend=backend, **protocol)
+table = features.from_simulation(res).assign(population=names)
+print(f"simulated {len(G_both)} neurons in {res.metadata['wall_s']:.1f} s; {modulated.counts()} after modulation")
+pd.crosstab(table["population"], table["label"], normalize="index").round(3)
+
+# %%
+fig = plotting.plot_class_fractions(table.loc[table["population"] == names[0], "label"])
+
+# %% [markdown]
+# The population built at the spiking target fires in one pattern, whatever its conductances; the
+# table above shows the modulated population switching to bursting, again nearly as one. How does
+# this square with the reading of the signs at threshold? The DICs of both populations,
+# recomputed at each neuron's own V_th:
+
+# %%
+d_both = dics.dics_at_threshold(cell, G_both)
+predicted = np.where(d_both["g_s"] < 0, "bursting", "spiking")
+wrong = predicted != table["label"].to_numpy()
+print(f"the sign of g_s at V_th predicts the simulated class of {1 - wrong.mean():.1%} of {len(G_both)} neurons; "
+      f"largest |g_s| of a mispredicted neuron: {np.abs(d_both['g_s'][wrong]).max() if wrong.any() else 0:.2f}")
+fig = plotting.plot_dic_plane(d_both["g_s"], d_both["g_u"], table["label"])
+
+# %% [markdown]
+# For the STG the two populations sit far apart, on either side of g_s = 0, and the sign of g_s at
+# threshold predicts every neuron's class. For the DA neuron the threshold lies 5–10 mV below V*,
+# where all DICs are small: g_s at V_th stays within about ±0.5 of zero in both populations, its
+# sign predicts little, and the two classes separate along g_u instead. The targets imposed at V*
+# still label the two populations cleanly.
+
+# %%
+fig = plotting.plot_feature_distributions(
+    table, ["rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "burst_period_ms", "duty_cycle"])
+
+# %% [markdown]
+# Within a class the features still vary (rates, spikes per burst, periods): the DICs at V* fix
+# the pattern, not every detail of the rhythm.
+
+# %% [markdown]
+# ## A map of activity in the (g_s, g_u) plane
+#
+# Now a grid of targets over the range used by Fyon et al. (2024). Building each grid population
+# from scratch with the spiking recipe fails far from the spiking target: away from it the g_f rule
+# of the recipe (g_f = a·g_s + b) asks for DICs that the solved channels can only produce with a
+# negative conductance (for the STG at g_s ≤ −6, a negative sodium conductance). So, as a
+# neuromodulator would, we start every grid point from the same spiking neurons and re-solve the
+# cell's default channel pair for the target (g_s, g_u), leaving g_f free.
+
+# %%
+gs_axis, gu_axis = (np.linspace(*MAP_RANGES[cell.name][k], n) for k, n in enumerate((n_gs, n_gu)))
+targets = [(s, u) for u in gu_axis for s in gs_axis]  # row-major: g_u rows, g_s columns
+start = G[:n_per_point]
+grid = [populations.modulate(cell, start, t) for t in targets]
+direct = [populations.spiking_population(cell, n_per_point, SEED, target=t).n_reachable / n_per_point for t in targets]
+shape = (gu_axis.size, gs_axis.size)
+fig = plotting.plot_dic_map(gs_axis, gu_axis, {
+    "fraction reachable, spiking recipe": np.reshape(direct, shape),
+    "fraction reachable, modulation": np.reshape([m.n_reachable / n_per_point for m in grid], shape)})
+
+# %% [markdown]
+# Direct compensation with the spiking recipe reaches only a band of the plane around the spiking
+# target's side, while re-solving a pair of an existing population reaches almost all of it. Every
+# reachable neuron of every grid point is now simulated, in one call.
+
+# %%
+G_map = np.concatenate([m.g[m.reachable] for m in grid])
+point = np.concatenate([np.full(m.n_reachable, k) for k, m in enumerate(grid)])
+res_map = simulate(cell, G_map, backend=backend, **protocol)
+map_table = features.from_simulation(res_map).assign(point=point)
+counts = pd.crosstab(map_table["point"], map_table["label"]).reindex(
+    index=range(len(targets)), columns=list(features.LABELS), fill_value=0)
+fractions = counts / n_per_point  # over all neurons of the grid point: unreachable ones are in no class
+fractions[np.array([m.n_reachable for m in grid]) == 0] = np.nan  # blank where no neuron is reachable
+print(f"simulated {len(G_map)} neurons at {len(targets)} grid points in {res_map.metadata['wall_s']:.1f} s")
+markers = {"spiking target": spiking_target, "modulation target": MODULATION_TARGET}
+fig = plotting.plot_dic_map(gs_axis, gu_axis, {f"fraction {c}": fractions[c].to_numpy().reshape(shape)
+                                               for c in ("spiking", "bursting", "silent")}, markers=markers)
+
+# %% [markdown]
+# The class of a population is a property of its target. For the STG the plane splits at g_s ≈ 0:
+# tonic spiking to the right, bursting to the left, a mixed band in between, and a silent corner at
+# large g_s and small g_u. The DA neuron is more fragile: it spikes around its spiking target,
+# bursts only in a window of moderately negative g_s and small g_u, and falls silent over much of
+# the rest of the plane (blank: no neuron reachable).
+
+# %%
+medians = map_table.groupby("point")[["spiking_freq_hz", "spikes_per_burst", "burst_period_ms", "duty_cycle"]].median()
+medians = medians.reindex(range(len(targets)))  # NaN where no neuron of the class
+fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(shape) for c in medians.columns},
+                            markers=markers, ncols=2)
+
+# %% [markdown]
+# Each cell shows the population median over its neurons of the class (blank: none). The DICs
+# tune the rhythm within a class too: in the STG's bursting half, more negative g_s gives more
+# spikes per burst and a larger duty cycle; the DA bursts are long (tens of spikes, periods of
+# seconds). This map is what the later chapters draw on: a recorded rhythm points to a region of
+# the (g_s, g_u) plane, and a neuromodulator is a path through it.
+
+# %% [markdown]
+# ## Summary
+#
+# In this chapter we computed the fast, slow and ultraslow dynamic input conductances of the
+# published neurons from the cell declaration alone, found the threshold voltage where their sum
+# vanishes, and read the firing pattern off the sign of the slow DIC there. We built degenerate
+# populations that share one DIC target but spread their conductances several-fold, checked by
+# simulation that they share one firing pattern, and mapped class fractions and burst features over
+# a grid of (g_s, g_u) targets. The next chapter moves populations through this plane: which
+# channel pairs can carry a population from tonic spiking to bursting, for how many neurons, and at
+# what cost.
+#
+# The same results from the command line: `python -m condspace population` builds a population at
+# a (g_s, g_u) target, `python -m condspace dics` computes V_th and the DICs of any conductance
+# table, and `tools/validate_populations.py` repeats the simulation check with 1,000 neurons.
+#
+# **References.** Drion G, Franci A, Dethier J, Sepulchre R (2015) Dynamic input conductances shape
+# neuronal spiking. eNeuro 2(1). Fyon A, Franci A, Sacré P, Drion G (2024) Dimensionality reduction
+# of neuronal degeneracy reveals two interfering physiological mechanisms. PNAS Nexus 3:pgae415.
+# Brandoit J, Ernst D, Drion G, Fyon A (2025) arXiv:2509.12783. Liu Z et al. (1998) J Neurosci
+# 18:2309–2320. Qian K et al. (2014) J Neurophysiol 112:2779–2790.
