@@ -317,3 +317,40 @@ def test_summary_columns(stg_pop):
         assert c in table.columns
     assert np.isnan(table.loc[0, "median_cost_Na"]) and table.loc[0, "median_cost_CaS"] > 1
     assert isinstance(table, pd.DataFrame)
+
+
+# ----- the reachability command (condspace.cli_reachability) ----------------------------------------
+def test_reachability_command(stg_pop, tmp_path, capsys):
+    from condspace.__main__ import main
+
+    table = pd.DataFrame(stg_pop[:12], columns=STG.conductance_names)
+    table.to_csv(tmp_path / "G.csv", index=False)
+    out = tmp_path / "out"
+    rc = main(["reachability", "--cell", "stg", "--conductances", str(tmp_path / "G.csv"), "--from", "4,5",
+               "--to", "-4,5", "--out", str(out), "--n-points", "5", "--grid-step", "5"])
+    assert rc == 0, capsys.readouterr().err
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 21 and summary["pair"].iloc[0] == "Na+Kd"
+    summary = summary.set_index("pair")
+    assert summary.loc["Na+Kd", "reason"] == "singular" and summary.loc["Na+Kd", "reachable_fraction"] == 0
+    expected, _ = nm.path_summary(STG, stg_pop[:12], nm.path((4, 5), (-4, 5), 5), pairs=[("CaS", "H")])
+    assert summary.loc["CaS+H", "reachable_fraction"] == expected.loc[0, "reachable_fraction"] == 1.0
+    assert summary.loc["CaS+H", "median_cost_CaS"] == pytest.approx(expected.loc[0, "median_cost_CaS"], rel=1e-5)
+    assert np.isnan(summary.loc["CaS+H", "median_cost_A"])
+    assert "validated_fraction" not in summary.columns
+    assert (out / "reachability_maps.png").stat().st_size > 10_000
+
+
+def test_reachability_command_bad_input(tmp_path, capsys):
+    from condspace.__main__ import main
+
+    pd.DataFrame([STG_NEURON], columns=STG.conductance_names).to_csv(tmp_path / "G.csv", index=False)
+    args = ["reachability", "--conductances", str(tmp_path / "G.csv"), "--out", str(tmp_path / "o")]
+    assert main(args + ["--from", "4", "--to", "-4,5"]) == 2
+    assert "expected g_s,g_u" in capsys.readouterr().err
+    assert main(args + ["--from", "4,5", "--to", "-4,5", "--eps", "0"]) == 2
+    assert "must be > 0" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["reachability", "--conductances", str(tmp_path / "G.csv"), "--out", str(tmp_path / "file"),
+                 "--from", "4,5", "--to", "-4,5"]) == 2
+    assert "not a folder" in capsys.readouterr().err

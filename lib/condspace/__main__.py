@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("condspace.cli:FEATURES", "classify recorded spike trains and compute their features"),
     "dics": ("condspace.cli_dics:DICS", "threshold voltage and dynamic input conductances of a conductance table"),
     "population": ("condspace.cli_dics:POPULATION", "degenerate population at a DIC target (g_s, g_u)"),
+    "infer": ("condspace.cli_infer:CLI", "infer conductance posteriors from recorded spike times (NPE)"),
+    "reachability": ("condspace.cli_reachability:CLI",
+                     "reachable fraction and cost of every channel pair along a (g_s, g_u) path"),
 }
 
 PROG = "python -m condspace"

@@ -1,0 +1,194 @@
+"""The ``reachability`` command of ``python -m condspace``: which channel pairs can move a population.
+
+A conductance table (one neuron per row) is moved along a path in the (g_s, g_u) plane with every
+channel pair of the cell (:func:`condspace.neuromodulation.path_summary`); the reachable fraction
+and the cost of each pair are written as ``DIR/summary.csv``, and the reachability maps of all
+pairs as ``DIR/reachability_maps.png`` with the path drawn on them. ``--simulate`` checks the end
+of the path by simulation (:func:`condspace.neuromodulation.validate`).
+
+Registered in :data:`condspace.__main__.COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from condspace import cells, neuromodulation, recordings
+from condspace.cli import BACKENDS, CLIError, Command, positive_float, read_conductances
+
+DESCRIPTION = """\
+Move a population (a conductance table: compensation population, posterior samples, ...) from
+one point of the (g_s, g_u) plane to another by re-solving every pair of channels at the
+reference voltage V* (g_f left free; Fyon et al. 2024), and report for each pair the fraction of
+neurons that can follow the whole path (non-negative conductances, DICs recomputed at V* within
+--eps of every point) and the cost, the median fold change ḡ_new / ḡ_baseline of each modulated
+channel at the end of the path over those neurons.
+
+Outputs in DIR (created if missing; files written atomically):
+  summary.csv               one row per pair: pair (e.g. CaS+H), reachable_fraction, reason
+                            ("singular" when no neuron can solve the pair), n_neurons, n_singular,
+                            n_negative, n_missed, median_cost_<channel> and iqr_cost_<channel>
+                            (empty for channels outside the pair); with --simulate also
+                            n_validated, n_failed and validated_fraction (fraction of the
+                            population whose simulated activity at the end of the path is the
+                            target class: bursting for g_s < 0, else spiking)
+  reachability_maps.png     reachable fraction of every pair over the (g_s, g_u) grid, path drawn
+                            (skipped with --no-maps)
+
+example:
+  python -m condspace reachability --cell stg --conductances G.csv --from 4,5 --to -4,5 --out DIR
+"""
+
+SUMMARY = "summary.csv"
+MAPS = "reachability_maps.png"
+# argparse reads "-4,5" as an option flag; let the parser of this command read it as a value.
+_NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.eE+-]*,[\d.eE+-]*$")
+
+
+def _point(text: str) -> tuple[float, float]:
+    """argparse type: ``"g_s,g_u"`` → (g_s, g_u), finite numbers (× g_leak)."""
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected g_s,g_u (two numbers), got {text!r}") from None
+    if len(values) != 2 or not np.all(np.isfinite(values)):
+        raise argparse.ArgumentTypeError(f"expected g_s,g_u (two finite numbers), got {text!r}")
+    return values
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"need at least 2, got {value}")
+    return value
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p._negative_number_matcher = _NEGATIVE_VALUE  # "--to -4,5"
+    names = ", ".join(cells.available())
+    p.add_argument("--cell", default="stg", help=f"cell type, one of: {names} (default: %(default)s)")
+    p.add_argument("--conductances", required=True, metavar="G.csv",
+                   help="CSV of maximal conductances (mS/cm²), one row per neuron (g_Na, ..., g_leak; optional ID)")
+    p.add_argument("--from", dest="start", type=_point, required=True, metavar="GS,GU",
+                   help="start of the path (g_s,g_u) in multiples of g_leak, e.g. 4,5 (tonic spiking)")
+    p.add_argument("--to", dest="end", type=_point, required=True, metavar="GS,GU",
+                   help="end of the path (g_s,g_u), e.g. -4,5 (bursting)")
+    p.add_argument("--via", type=_point, action="append", default=[], metavar="GS,GU",
+                   help="intermediate vertex of a polyline path (repeat for several, in order)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--n-points", type=_count, default=21, metavar="N",
+                   help="points along the path, vertices included (default: %(default)s)")
+    p.add_argument("--eps", type=positive_float, default=neuromodulation.DEFAULT_EPS, metavar="EPS",
+                   help="tolerance on the recomputed DICs (× g_leak) (default: %(default)s)")
+    p.add_argument("--V", type=float, default=None, metavar="MV",
+                   help="reference voltage V* in mV (default: the cell's, stg -51, da -55.5)")
+    p.add_argument("--simulate", action="store_true",
+                   help="simulate the population before and at the end of the path with every pair and "
+                        "count who reaches the target class (adds validated_fraction)")
+    p.add_argument("--t-max", type=positive_float, default=None, metavar="MS",
+                   help="simulated time for --simulate in ms (default: the cell's protocol)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="simulation backend for --simulate (default: %(default)s)")
+    p.add_argument("--no-maps", action="store_true", help="skip the reachability maps (the slowest part)")
+    p.add_argument("--grid-step", type=positive_float, default=neuromodulation.GRID_STEP, metavar="STEP",
+                   help="spacing of the map grid (× g_leak) (default: %(default)s)")
+
+
+def _output_folder(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder")
+    if not out.parent.is_dir():
+        raise CLIError(f"--out: the parent folder {out.parent} does not exist")
+    out.mkdir(exist_ok=True)
+    return out
+
+
+def _save_figure_atomic(fig, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a figure is as public as a new file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary_table(cell: cells.CellType, g: np.ndarray, points: np.ndarray, *, eps: float, V: float | None,
+                  simulate: bool = False, t_max: float | None = None, backend: str = "auto") -> pd.DataFrame:
+    """The rows of ``summary.csv`` (see the command's description)."""
+    table, trajectories = neuromodulation.path_summary(cell, g, points, V=V, eps=eps)
+    table.insert(3, "n_neurons", g.shape[0])
+    if simulate:
+        moved = {k: tr for k, tr in trajectories.items() if tr.reachable[-1].any()}
+        validated = {}
+        if moved:
+            val, _ = neuromodulation.validate(cell, moved, points="end", t_max=t_max, backend=backend)
+            validated = {r.channels: r for r in val.itertuples() if r.channels != "before"}
+        table["n_validated"] = [getattr(validated.get(p), "n_validated", 0) for p in table["pair"]]
+        table["n_failed"] = [getattr(validated.get(p), "n_failed", 0) for p in table["pair"]]
+        table["validated_fraction"] = table["n_validated"] / g.shape[0]
+    return table
+
+
+def _run(args: argparse.Namespace) -> int:
+    cell = cells.get(args.cell)
+    out = _output_folder(args.out)
+    _, g = read_conductances(args.conductances, cell)
+    points = neuromodulation.path(args.start, args.end, args.n_points, via=args.via)
+    t0 = time.perf_counter()
+    table = summary_table(cell, g, points, eps=args.eps, V=args.V, simulate=args.simulate, t_max=args.t_max,
+                          backend=args.backend)
+    buf = io.StringIO()
+    table.to_csv(buf, index=False, lineterminator="\n", float_format="%.6g")
+    recordings.write_text_atomic(out / SUMMARY, buf.getvalue())
+    if not args.no_maps:
+        from condspace import plotting  # noqa: PLC0415  (matplotlib only when maps are drawn)
+
+        gs, gu = neuromodulation.grid(cell, args.grid_step)
+        m = neuromodulation.reachability_map(cell, g, gs=gs, gu=gu, V=args.V, eps=args.eps)
+        fig = plotting.plot_reachability_maps(m.gs, m.gu, dict(zip(m.labels, m.fraction, strict=True)),
+                                              path=points, reasons=dict(zip(m.labels, m.reason, strict=True)))
+        _save_figure_atomic(fig, out / MAPS)
+    best = table.sort_values("reachable_fraction", ascending=False).iloc[0]
+    print(f"{len(table)} pairs, {g.shape[0]} {cell.name} neurons, path ({args.start[0]:g}, {args.start[1]:g}) -> "
+          f"({args.end[0]:g}, {args.end[1]:g}) in {len(points)} points: "
+          f"{int((table['reachable_fraction'] > 0).sum())} pairs move some neurons, best {best['pair']} "
+          f"({best['reachable_fraction']:.0%}); {time.perf_counter() - t0:.1f} s -> {out}")
+    return 0
+
+
+CLI = Command(_add_arguments, _run, DESCRIPTION)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``reachability`` subcommand to an argparse ``subparsers`` object (handler in ``_run``).
+
+    ``python -m condspace`` registers :data:`CLI` in its command table instead; this is for
+    embedding the command in another argparse program.
+    """
+    p = subparsers.add_parser("reachability", help="reachable fraction and cost of every channel pair along a path",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_arguments(p)
+    p.set_defaults(_run=_run)
+    return p
+
+
+__all__ = ["CLI", "add_parser", "summary_table"]
