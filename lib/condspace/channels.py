@@ -231,7 +231,7 @@ class CellType:
         examples: Published example conductance sets, label → {g_name: value}.
         dic_reference: Reference time constants for the DIC weights, one per timescale
             ("fast", "slow", "ultraslow"): a gate reference (its τ(V)) or a constant (ms).
-        protocol: Default simulation protocol, {"t_max": ms, "transient": ms}.
+        protocol: Default simulation protocol, {"t_max": ms, "transient": ms, "dt": ms}.
         population: The compensation recipe of the literature, or ``None``.
         meta: Reference, DOI, species, notes.
     """

@@ -78,7 +78,7 @@ CELL = CellType(
         "bursting": _named((4459.33, 215.423, 12.6581, 53.1943, 116.559, 415.288, 0.575437, 0.0142446)),
     },
     dic_reference={"fast": ("Na", "m"), "slow": ("Kd", "m"), "ultraslow": ("H", "m")},
-    protocol={"t_max": 6000.0, "transient": 3000.0},
+    protocol={"t_max": 6000.0, "transient": 3000.0, "dt": 0.05},
     population=PopulationRecipe(
         V_ref=-51.0,
         target=(-6.2, 4.0, 5.0),
