@@ -84,8 +84,8 @@ def test_rate_table_interpolation_error_is_negligible(name):
     # Linear interpolation on a 0.02 mV grid of smooth functions: error ~ h²·f''/8.
     away = (V < -39.5) | (V > -38.0)  # the DA τ_mNa pole shoulder, see below
     assert np.max(err[:, away]) < 2e-6
-    # Near the DA τ_mNa bridge (qian14_da._tau_m_na) the rate is steep and has slope kinks at -38.925 and -38.529 mV, where
-    # the error is bounded by |Δslope|·h/4 instead.
+    # Near the DA τ_mNa bridge (qian14_da._tau_m_na) the rate is steep and has slope kinks at
+    # -38.925 and -38.529 mV, where the error is bounded by |Δslope|·h/4 instead.
     assert np.max(err) < 2e-4
 
 

@@ -7,7 +7,8 @@ scheme rates) is one column of a "rate table": either evaluated from the declara
 a fine voltage grid (``method="table"``, as NEURON does for its rate functions).
 
 Update order per step (t → t + dt), all exponential Euler (Rush–Larsen):
-gates with V(t) (and [Ca](t)); kinetic schemes with their exact propagator expm(Q(V)·dt) → open fractions → [Ca] with the new currents at V(t) →
+gates with V(t) (and [Ca](t)); kinetic schemes with their exact propagator expm(Q(V)·dt) →
+open fractions → [Ca] with the new currents at V(t) →
 V with the new conductances → spike detection on the new V.
 """
 

@@ -55,8 +55,10 @@ def linear_over_expm1(xp: Any, V: Any, a: float, b: float, c: float, d: float, d
     Args:
         xp: Array module.
         V: Membrane potential (mV), any shape.
-        a, b: Numerator coefficients.
-        c, d: Exponent coefficients (``d != 0``).
+        a: Numerator constant term.
+        b: Numerator coefficient of V (1/mV).
+        c: Exponent constant term.
+        d: Exponent coefficient of V (1/mV), non-zero.
         delta: Half-width of the bridged window in units of the exponent.
     """
     x = c + d * V

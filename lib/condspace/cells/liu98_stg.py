@@ -4,9 +4,8 @@ Seven active currents, a leak and a first-order calcium pool, with the rate func
 Drion/Fyon group (Drion et al. 2015; Fyon et al. 2024). E_Ca is held constant at +80 mV.
 """
 
-from condspace.channels import CalciumPool, CellType, Channel, Gate, PopulationRecipe
+from condspace.channels import CalciumPool, CellType, Channel, Gate, PopulationRecipe, tau_double_exp, tau_sigmoid
 from condspace.channels import sigmoid as s
-from condspace.channels import tau_double_exp, tau_sigmoid
 
 META = {
     "reference": "Liu Z, Golowasch J, Marder E, Abbott LF (1998) J Neurosci 18:2309-2320",

@@ -4,8 +4,17 @@ Na, delayed-rectifier K, L- and N-type calcium, a three-state ERG potassium chan
 instantaneous Mg²⁺-blocked NMDA current and a leak. E_Ca is constant; there is no calcium pool.
 """
 
-from condspace.channels import CellType, Channel, Gate, KineticScheme, PopulationRecipe, Transition
-from condspace.channels import linear_over_expm1, safe_exp, tau_sigmoid
+from condspace.channels import (
+    CellType,
+    Channel,
+    Gate,
+    KineticScheme,
+    PopulationRecipe,
+    Transition,
+    linear_over_expm1,
+    safe_exp,
+    tau_sigmoid,
+)
 from condspace.channels import sigmoid as s
 
 META = {
@@ -50,9 +59,12 @@ CHANNELS = (
         Gate("m", 3, lambda xp, V: s(xp, V, 30.0907, -9.7264), _tau_m_na),
         Gate("h", 1, lambda xp, V: s(xp, V, 54.0289, 10.7665), _tau_h_na),
     ), E_NA),
-    Channel("Kd", (Gate("n", 3, lambda xp, V: s(xp, V, 25.0, -12.0), lambda xp, V: tau_sigmoid(xp, V, 20.0, -18.0, 38.0, -10.0)),), E_K),
-    Channel("CaL", (Gate("m", 2, lambda xp, V: s(xp, V, 50.0, -2.0), lambda xp, V: tau_sigmoid(xp, V, 30.0, -28.0, 45.0, -3.0)),), E_CA),
-    Channel("CaN", (Gate("m", 1, lambda xp, V: s(xp, V, 30.0, -7.0), lambda xp, V: tau_sigmoid(xp, V, 30.0, -25.0, 55.0, -6.0)),), E_CA),
+    Channel("Kd", (Gate("n", 3, lambda xp, V: s(xp, V, 25.0, -12.0),
+                        lambda xp, V: tau_sigmoid(xp, V, 20.0, -18.0, 38.0, -10.0)),), E_K),
+    Channel("CaL", (Gate("m", 2, lambda xp, V: s(xp, V, 50.0, -2.0),
+                         lambda xp, V: tau_sigmoid(xp, V, 30.0, -28.0, 45.0, -3.0)),), E_CA),
+    Channel("CaN", (Gate("m", 1, lambda xp, V: s(xp, V, 30.0, -7.0),
+                         lambda xp, V: tau_sigmoid(xp, V, 30.0, -25.0, 55.0, -6.0)),), E_CA),
     Channel("ERG", (ERG,), E_K),
     # Instantaneous Mg²⁺ block; an instantaneous gate is fast feedback for the DICs.
     Channel("NMDA", (Gate("B", 1, lambda xp, V: 1.0 / (1.0 + MG * safe_exp(xp, -0.08 * V) / 10.0), None),), E_NMDA),
