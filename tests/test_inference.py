@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from condspace import cells, features, inference
 
 TOY_SIGMA = 0.3

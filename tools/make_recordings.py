@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from condspace import inference, recordings
 
 ROOT = Path(__file__).resolve().parent.parent

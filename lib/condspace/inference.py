@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import os
 import tempfile
@@ -453,24 +452,35 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "condspace"
 
 
-def _source_digest(*objs: Any) -> str:
-    """Hash of the source files defining ``objs`` (model equations, integrator, features)."""
+FINGERPRINT_MS = 1000.0  # ms simulated per published example to fingerprint the numerics
+
+
+def _numerical_fingerprint(cell: CellType, protocol: Protocol) -> str:
+    """Hash of what the model, the integrator and the features compute on fixed inputs.
+
+    The published examples of the cell are simulated for :data:`FINGERPRINT_MS` with the
+    protocol's dt, method and noise (seed 0), and their spike times (rounded to 0.1 µs) and summary
+    features (rounded to 1e-9) are hashed. Any change of the equations, the integrator, spike
+    detection, the noise generator or the features that alters results changes the key; edits
+    that do not (docstrings, refactoring, other backends) keep the cache valid.
+    """
+    from condspace.simulate import simulate  # noqa: PLC0415
+
+    g = np.array([[ex[n] for n in cell.conductance_names] for ex in cell.examples.values()])
+    res = simulate(cell, g, t_max=FINGERPRINT_MS, transient=0.0, dt=protocol.dt, noise_std=protocol.noise_std,
+                   seed=0, backend="numpy", dtype="float64", method=protocol.method, progress=False)
     h = hashlib.sha256()
-    for obj in objs:
-        try:
-            h.update(Path(inspect.getsourcefile(obj)).read_bytes())
-        except (TypeError, OSError):
-            h.update(repr(obj).encode())
-    return h.hexdigest()[:16]
+    for train in res.spike_times:
+        h.update(np.round(np.asarray(train), 4).tobytes() + b"|")
+    h.update(np.round(np.nan_to_num(summary_features(res.spike_times, FINGERPRINT_MS), nan=-1.0), 9).tobytes())
+    return h.hexdigest()[:20]
 
 
-def _cell_fingerprint(cell: CellType) -> dict[str, Any]:
-    from condspace import _engine, channels, kinetics, simulate  # noqa: PLC0415
+def _cell_fingerprint(cell: CellType, protocol: Protocol) -> dict[str, Any]:
+    from condspace import __version__  # noqa: PLC0415
 
-    gate_fn = cell.channels[0].gates[0]
-    fn = getattr(gate_fn, "inf", None) or getattr(gate_fn, "transitions", None)
     return {"name": cell.name, "conductances": list(cell.conductance_names), "fixed": dict(cell.fixed),
-            "sources": _source_digest(_engine, channels, kinetics, simulate, fn)}
+            "library_version": str(__version__), "numerics": _numerical_fingerprint(cell, protocol)}
 
 
 def cache_key(parts: Mapping[str, Any]) -> str:
@@ -645,8 +655,7 @@ def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, pr
         sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress)
         return sim.x, sim.valid, sim.labels
 
-    parts = {"cell": _cell_fingerprint(cell), "protocol": asdict(protocol),
-             "features": list(SUMMARY_NAMES), "features_source": _source_digest(summary_features),
+    parts = {"cell": _cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
              "classes": {"min_spikes": _features.MIN_SPIKES, "cv_threshold": _features.CV_THRESHOLD}}
     return cached_simulations(simulator, prior, n, seed=seed, key_parts=parts, cache_dir=cache_dir,
                               use_cache=use_cache, name=f"train_{cell.name}")
@@ -940,8 +949,9 @@ def train(theta: Any, x: Any, prior: Prior, *, settings: EstimatorSettings | Non
     estimator.eval()
     summ = npe.summary
     meta = {**dict(info or {}), "n_train": int(keep.sum()), "seed": int(seed), "train_s": time.perf_counter() - t0,
-            "epochs": int(summ["epochs_trained"][-1]), "best_val_log_prob": float(summ["best_validation_loss"][-1]),
-            "versions": versions()}
+            "epochs": int(summ["epochs_trained"][-1]), "best_validation_loss": float(summ["best_validation_loss"][-1]),
+            "training_loss": [float(v) for v in summ["training_loss"]],
+            "validation_loss": [float(v) for v in summ["validation_loss"]], "versions": versions()}
     return Posterior(estimator, prior, settings, feature_names, cell, meta)
 
 

@@ -1,0 +1,98 @@
+"""Cost of simulation-based inference at the standard budget: simulate, train, sample, check.
+
+Prints CPU and wall seconds (time.process_time / time.perf_counter) for:
+
+1. simulating the training set (``condspace.inference.training_set``: prior draws → one batched
+   ``simulate`` call → summary features);
+2. training the standard neural spline flow on it (``inference.train``, one torch thread);
+3. drawing 1000 posterior samples for one recording (and for 100 recordings at once);
+4. the predictive check of one recording (200 posterior samples simulated);
+5. expected coverage on 200 (θ, x) pairs with 1000 samples each (timing only: the pairs are
+   training pairs here; chapter 2 computes the real calibration on held-out simulations).
+
+By default everything is computed fresh in a temporary cache folder, so the numbers are real
+costs. ``--reuse-cache`` instead loads the training set and posterior from the shared cache
+(``.cache/condspace``) when present and reports the times stored when they were made.
+
+Usage: .venv/bin/python benchmarks/inference.py [--cell stg] [--budget N] [--reuse-cache]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from condspace import cells, inference, recordings
+
+
+def measure(fn):
+    """(result, CPU seconds, wall seconds) of fn()."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn()
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
+def observation(cell) -> np.ndarray:
+    """A recording to condition on: the shipped STG tonic train, or a simulated DA example."""
+    if cell.name == "stg":
+        return recordings.load_csv("data/recordings/stg_recordings.csv")["stg_tonic"]
+    trains, _ = inference.synthetic_recordings(cell, {"obs": (next(iter(cell.examples)), 0.1, 1)})
+    return trains["obs"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cell", default="stg", help="cell type (stg or da)")
+    ap.add_argument("--budget", type=int, default=None, help="training simulations (default: the standard budget)")
+    ap.add_argument("--max-epochs", type=int, default=None, help="cap on epochs (default: standard settings)")
+    ap.add_argument("--backend", default="numpy", help="simulation backend")
+    ap.add_argument("--reuse-cache", action="store_true", help="load training set and posterior from the cache")
+    args = ap.parse_args()
+    cell = cells.get(args.cell)
+    budget = args.budget or inference.STANDARD_BUDGET[cell.name]
+    settings = inference.standard_settings(args.max_epochs)
+    cache = None if args.reuse_cache else tempfile.mkdtemp(prefix="condspace-bench-")
+    prior = inference.make_prior(cell)
+    print(f"# condspace inference benchmark: cell {cell.name}, budget {budget}, {settings.model} "
+          f"(hidden {settings.hidden_features}, {settings.num_transforms} transforms), backend {args.backend}, "
+          f"torch threads 1, {platform.processor() or platform.machine()}, cache {cache or 'shared'}")
+    rows = []
+    ts, cpu, wall = measure(lambda: inference.training_set(cell, budget, prior=prior, backend=args.backend,
+                                                           cache_dir=cache, progress=False))
+    sim_wall = ts.info["simulate_s"] if ts.info.get("cached") else wall
+    rows.append((f"simulate {budget} × {inference.Protocol.for_cell(cell).t_max / 1000:g} s (features incl.)",
+                 None if ts.info.get("cached") else cpu, sim_wall))
+    (post, _), cpu, wall = measure(lambda: inference.trained_posterior(cell, budget, settings=settings, prior=prior,
+                                                                         backend=args.backend, cache_dir=cache,
+                                                                         progress=False))
+    rows.append((f"train ({post.info['epochs']} epochs, {post.info['n_train']} pairs)",
+                 None if post.info.get("cached") else cpu, post.info["train_s"]))
+    spikes = observation(cell)
+    x, _ = inference.observe(spikes, post.protocol.duration)
+    post.sample(10, x, seed=0)  # warm-up
+    _, cpu, wall = measure(lambda: post.sample(1000, x, seed=0))
+    rows.append(("sample 1000 for one recording", cpu, wall))
+    xs = ts.x[ts.valid][:100]
+    _, cpu, wall = measure(lambda: post.sample_batched(1000, xs, seed=0))
+    rows.append(("sample 1000 each for 100 recordings", cpu, wall))
+    _, cpu, wall = measure(lambda: inference.predictive_check(post, spikes, 200, seed=0, backend=args.backend))
+    rows.append(("predictive check, 200 samples simulated", cpu, wall))
+    test = ts  # reuse simulated pairs only for timing; calibration itself uses held-out draws
+    _, cpu, wall = measure(lambda: inference.expected_coverage(post, test.theta[test.valid][:200],
+                                                               test.x[test.valid][:200], levels=[0.5, 0.9]))
+    rows.append(("expected coverage, 200 pairs × 1000 samples", cpu, wall))
+    print(f"| {'step':50s} | CPU s | wall s |")
+    print(f"|{'-' * 52}|-------|--------|")
+    for name, cpu, wall in rows:
+        cpu_s = f"{cpu:5.1f}" if cpu is not None else "  (cached)"
+        print(f"| {name:50s} | {cpu_s} | {wall:6.1f} |")
+    print(f"excluded from training: {ts.excluded_fraction:.1%}; torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()

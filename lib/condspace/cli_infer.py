@@ -1,0 +1,200 @@
+"""The ``infer`` command: recorded spike times → posterior over conductances (NPE) → checks.
+
+``python -m condspace infer --cell stg --recordings R.csv --samples 1000 --check 200 --out DIR``
+trains (or loads from the cache) the posterior of the standard budget, then for every recording
+writes to DIR:
+
+* ``<ID>_posterior.csv``: posterior samples, one column per conductance (mS/cm²; fixed
+  conductances such as the DA ``g_NMDA`` included), usable as ``simulate --conductances``;
+* ``<ID>_dics.csv``: per sample V_th (mV) and the DICs g_f, g_s, g_u there (multiples of g_leak,
+  :func:`condspace.dics.dics_at_threshold`), same row order;
+* ``<ID>_predictive.csv``: the first ``--check`` samples simulated, their class and features and
+  whether each reproduces the observation;
+
+and ``summary.json`` mapping every ID to its ``predictive_check_fraction``, the class and
+features of the observation, and those of the posterior predictive; ``posterior.json`` records the
+training run (budget, estimator, excluded fraction, cache key, timings, versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from condspace import cells, features, recordings
+from condspace.cli import BACKENDS, CLIError, Command, positive_float
+
+DESCRIPTION = __doc__.split("\n\n", 1)[1] + """
+example:
+  python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv \\
+      --samples 1000 --check 200 --out results/infer
+"""
+FEATURE_KEYS = ("rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "burst_duration_ms",
+                "intraburst_freq_hz", "burst_period_ms", "duty_cycle", "burstiness")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``infer``."""
+    p.add_argument("--cell", default="stg", help=f"cell type, one of: {', '.join(cells.available())} "
+                                                 "(default: %(default)s)")
+    p.add_argument("--recordings", required=True, metavar="R.csv",
+                   help="recordings CSV: header ID,spiking_times, times as a quoted list in ms")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--samples", type=positive_int, default=1000, help="posterior samples per recording "
+                                                                     "(default: %(default)s)")
+    p.add_argument("--check", type=int, default=200, metavar="N",
+                   help="posterior samples simulated for the predictive check, ≤ --samples; 0 skips it "
+                        "(default: %(default)s)")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="MS",
+                   help="length of the recording window in ms (default: the cell's protocol, 3000 for stg, "
+                        "9000 for da)")
+    p.add_argument("--budget", type=positive_int, default=None,
+                   help="training simulations (default: the standard budget of the cell, "
+                        "condspace.inference.STANDARD_BUDGET)")
+    p.add_argument("--max-epochs", type=positive_int, default=None,
+                   help="cap on training epochs (default: the standard estimator settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the training set, training and sampling "
+                                                      "(default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default="numpy",
+                   help="array backend of the simulations (default: %(default)s)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="cache folder for training sets and posteriors (default: $CONDSPACE_CACHE or "
+                        ".cache/condspace in the repository)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``infer`` subcommand to an ``argparse`` subparsers object (handler in ``_run``)."""
+    p = subparsers.add_parser("infer", help="infer conductance posteriors from recorded spike times (NPE)",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(_run=run)
+    return p
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _observed(row: pd.Series) -> dict[str, Any]:
+    return {"label": row["label"], **{k: _json_value(row[k]) for k in ("n_spikes", *FEATURE_KEYS)}}
+
+
+def _predictive(table: pd.DataFrame) -> dict[str, Any]:
+    """Class fractions and median features of the simulated posterior samples."""
+    labels = table["label"].value_counts(normalize=True)
+    active = table[table["label"].isin(["spiking", "bursting"])]
+    med = {k: _json_value(float(active[k].median())) if active[k].notna().any() else None for k in FEATURE_KEYS}
+    return {"label_fractions": {k: float(v) for k, v in labels.items()}, "features_median": med,
+            "n_simulated": int(len(table))}
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.check < 0 or args.check > args.samples:
+        raise CLIError(f"--check must lie in [0, --samples={args.samples}], got {args.check}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a folder")
+    if not Path(args.recordings).is_file():
+        raise CLIError(f"--recordings {args.recordings}: no such file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``infer`` (see the module docstring)."""
+    from condspace import dics, inference  # noqa: PLC0415  (torch/sbi load only for this command)
+
+    _check_args(args)
+    cell = cells.get(args.cell)
+    trains = recordings.load_csv(args.recordings)  # malformed files raise ValueError here
+    if not trains:
+        raise CLIError(f"{args.recordings}: no recordings")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = args.budget or inference.STANDARD_BUDGET[cell.name]
+    settings = inference.standard_settings(max_epochs=args.max_epochs)
+    t0 = time.perf_counter()
+    post, ts = inference.trained_posterior(cell, budget, settings=settings, seed=args.seed, backend=args.backend,
+                                           cache_dir=args.cache, use_cache=not args.no_cache)
+    print(f"posterior for {cell.name}: {budget} simulations ({ts.excluded_fraction:.1%} excluded), "
+          f"{'loaded from the cache' if post.info.get('cached') else 'trained'} in {time.perf_counter() - t0:.1f} s",
+          file=sys.stderr)
+    duration = post.protocol.duration if args.duration is None else args.duration
+    stems = [_file_stem(i) for i in trains]
+    if len(set(stems)) != len(stems):
+        raise CLIError(f"{args.recordings}: recording IDs collide once made file-name safe ({stems})")
+    summary: dict[str, Any] = {}
+    for ident, spikes in trains.items():
+        summary[ident] = _infer_one(ident, spikes, duration, post, ts, cell, dics, args, out)
+    recordings.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    meta = {"cell": cell.name, "budget": budget, "settings": dataclasses.asdict(post.settings),
+            "prior": post.prior.to_dict(), "features": list(post.feature_names), "training": ts.info,
+            "posterior": {k: v for k, v in post.info.items() if k not in ("training",)}}
+    recordings.write_text_atomic(out / "posterior.json", json.dumps(meta, indent=2, default=_json_value) + "\n")
+    ok = [k for k, v in summary.items() if "predictive_check_fraction" in v]
+    print(f"{len(ok)}/{len(summary)} recording(s) inferred -> {out}/summary.json", file=sys.stderr)
+    return 0
+
+
+def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, dics, args, out: Path) -> dict:
+    from condspace import inference  # noqa: PLC0415
+
+    try:
+        x_obs, observed = inference.observe(spikes, duration)
+    except ValueError as err:
+        print(f"{ident}: not inferred: {err}", file=sys.stderr)
+        return {"error": str(err), "observed": _observed(features.extract([spikes], duration).iloc[0])}
+    theta = post.sample(args.samples, x_obs, seed=args.seed)
+    g = inference.conductances(cell, post.prior, theta)
+    table = pd.DataFrame(g, columns=list(cell.conductance_names))
+    _write_csv(out / f"{_file_stem(ident)}_posterior.csv", table)
+    _write_csv(out / f"{_file_stem(ident)}_dics.csv", dics.dics_at_threshold(cell, g))
+    cloud = inference.feature_cloud_distance(x_obs, ts.x[ts.valid])
+    entry = {"observed": _observed(observed), "n_samples": int(args.samples),
+             "feature_cloud_percentile": cloud.percentile}
+    if args.check:
+        chk = inference.predictive_check(post, spikes, args.check, duration=duration, samples=theta[:args.check],
+                                         seed=args.seed, backend=args.backend)
+        _write_csv(out / f"{_file_stem(ident)}_predictive.csv", chk.table)
+        entry.update({"predictive_check_fraction": chk.fraction, "criterion": chk.criterion,
+                      "predictive": _predictive(chk.table)})
+        print(f"{ident}: {observed['label']}, predictive check {chk.fraction:.2f} ({chk.criterion})", file=sys.stderr)
+    return entry
+
+
+def _file_stem(ident: str) -> str:
+    """A file-name-safe version of a recording ID (IDs are free text)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", ident) or "_"
+
+
+def _write_csv(path: Path, df: pd.DataFrame) -> None:
+    recordings.write_text_atomic(path, df.to_csv(index=False, lineterminator="\n", float_format="%.8g"))
+
+
+CLI = Command(add_arguments, run, DESCRIPTION)
+
+__all__ = ["CLI", "add_arguments", "add_parser", "run"]
