@@ -65,7 +65,7 @@ SINGULAR_TOL = 1e-10
 """A system is singular when |det A| ≤ this × the product of its column norms (Hadamard ratio):
 a scale-free measure of how collinear the modulated channels' columns are. {Na, Kd} of the STG at
 −51 mV and every DA subset with NMDA have exactly zero rows (ratio 0); the nearly collinear
-{CaT, CaS} of the STG has a ratio ≈ 1e-2 (solvable, expensive)."""
+{CaT, CaS} of the STG has a ratio ≈ 0.02 (solvable, ill-conditioned)."""
 
 STATUS = ("reachable", "singular", "non-finite", "negative", "missed")
 """Per neuron and target: 0 reachable; 1 singular system; 2 non-finite solution; 3 a modulated
@@ -386,13 +386,15 @@ def _iterate(block: _Block, X: np.ndarray, iterations: int, tol: float, accelera
     DICs (recomputed at V*); points within ``tol`` of their target are frozen, the others are
     solved again. ``accelerate`` applies Anderson(1) to the calcium-carrier coordinates (the only
     ones the fixed-point map reads): the secant method when one carrier is modulated. It finds the
-    same fixed point in a few passes, and also where the plain iteration diverges (ill-conditioned
-    subsets such as {Na, CaS}, whose slow column is tiny).
+    fixed point in a few passes, also where the plain iteration diverges (ill-conditioned subsets
+    such as {Na, CaS}, whose slow column is tiny). Where it has not converged after ``iterations``
+    passes (strongly nonlinear cases, far out of the literature box) the plain iteration is run
+    from the first solution as well, and the better of the two is kept.
 
     Args:
         block: The targets and the system.
         X: (m, n, k) first solution.
-        iterations: Maximum passes.
+        iterations: Maximum passes (of each method).
         tol: Freeze a point once its targeted DICs are within tol (× g_leak).
         accelerate: Anderson(1) steps.
         full: Also recompute the untargeted g_f row of the achieved DICs (else it is NaN).
@@ -403,16 +405,38 @@ def _iterate(block: _Block, X: np.ndarray, iterations: int, tol: float, accelera
         (X (m, n, k), achieved (m, n, 3), singular (m, n), passes used).
     """
     R = list(block.sys.rows)
+    x, ach, singular, res, passes = _fixed_point(block, X, iterations, tol, accelerate, prev)
+    if accelerate:
+        retry = res > tol  # not converged (NaN: singular or non-finite, nothing to retry)
+        if retry.any():
+            mi, ni = np.nonzero(retry)
+            x2, ach2, sing2, res2, p2 = _fixed_point(block.take(mi, ni), X[mi, ni][None], iterations, tol, False)
+            better = res2[0] < res[mi, ni]
+            mi, ni = mi[better], ni[better]
+            x[mi, ni], ach[mi, ni], singular[mi, ni] = x2[0, better], ach2[0, better], sing2[0, better]
+            passes += p2
+    achieved = np.full(x.shape[:2] + (3,), np.nan)
+    achieved[..., R] = ach
+    if full and 0 not in R:
+        A, b = block.system(x, [0])
+        achieved[..., 0] = _achieved(A, b, x)[..., 0]
+    return x, achieved, singular, passes
+
+
+def _fixed_point(block: _Block, X: np.ndarray, iterations: int, tol: float, accelerate: bool,
+                 prev: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, ...]:
+    """The passes of :func:`_iterate`. Returns (X, achieved rows R, singular, residual, passes)."""
+    R = list(block.sys.rows)
     C = [i for i, j in enumerate(block.sys.K) if j in block.sys.carriers]
-    first, shape = block, X.shape[:2]
+    shape = X.shape[:2]
     out_x, out_ach, out_sing = X.copy(), np.full(shape + (len(R),), np.nan), np.zeros(shape, dtype=bool)
+    out_res = np.full(shape, np.nan)
     loc: tuple[np.ndarray, np.ndarray] | None = None  # where the points of a compacted block go
     x = X.copy()
     singular = np.zeros(shape, dtype=bool)
     frozen = np.zeros(shape, dtype=bool)
     mem = None if prev is None else (prev[1] - prev[0], prev[1])  # (f, g) of the last map evaluation
     passes = 0
-    ach = None
     for it in range(iterations + 1):
         d = block.d[..., R]
         A, b = block.system(x, R)
@@ -422,11 +446,11 @@ def _iterate(block: _Block, X: np.ndarray, iterations: int, tol: float, accelera
         if it == iterations or frozen.all():
             break
         if frozen.mean() > 1.0 - _COMPACT_BELOW and frozen.size > _COMPACT_MIN:
-            _scatter(out_x, out_ach, out_sing, loc, x, ach, singular)
+            _scatter((out_x, out_ach, out_sing, out_res), loc, (x, ach, singular, res))
             mi, ni = np.nonzero(~frozen)
             loc = (mi, ni) if loc is None else (loc[0][ni], loc[1][ni])
             full_shape = x.shape[:2]
-            x, ach, singular = x[mi, ni][None], ach[mi, ni][None], singular[mi, ni][None]
+            x, ach, singular, res = x[mi, ni][None], ach[mi, ni][None], singular[mi, ni][None], res[mi, ni][None]
             A = np.broadcast_to(A, full_shape + A.shape[2:])[mi, ni][None]
             b = np.broadcast_to(b, full_shape + b.shape[2:])[mi, ni][None]
             if mem is not None:
@@ -449,22 +473,17 @@ def _iterate(block: _Block, X: np.ndarray, iterations: int, tol: float, accelera
             x_new = np.where(ok[..., None], g - gamma[..., None] * dg, g)
         mem = (f, g)
         x = np.where(frozen[..., None], x, x_new)
-    _scatter(out_x, out_ach, out_sing, loc, x, ach, singular)
-    achieved = np.full(shape + (3,), np.nan)
-    achieved[..., R] = out_ach
-    if full and 0 not in R:
-        A, b = first.system(out_x, [0])
-        achieved[..., 0] = _achieved(A, b, out_x)[..., 0]
-    return out_x, achieved, out_sing, passes
+    _scatter((out_x, out_ach, out_sing, out_res), loc, (x, ach, singular, res))
+    return out_x, out_ach, out_sing, out_res, passes
 
 
-def _scatter(out_x: np.ndarray, out_ach: np.ndarray, out_sing: np.ndarray, loc: Any, x: np.ndarray,
-             ach: np.ndarray, singular: np.ndarray) -> None:
+def _scatter(out: tuple[np.ndarray, ...], loc: Any, current: tuple[np.ndarray, ...]) -> None:
     """Write the current points back into the output arrays (dense or compacted layout)."""
-    if loc is None:
-        out_x[...], out_ach[...], out_sing[...] = x, ach, singular
-    else:
-        out_x[loc], out_ach[loc], out_sing[loc] = x[0], ach[0], singular[0]
+    for o, c in zip(out, current, strict=True):
+        if loc is None:
+            o[...] = c
+        else:
+            o[loc] = c[0]
 
 
 def _status(X: np.ndarray, achieved: np.ndarray, targets: np.ndarray, singular: np.ndarray, rows: tuple[int, ...],
