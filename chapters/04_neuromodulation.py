@@ -186,13 +186,13 @@ costs.round(3)
 ranked = list(dict.fromkeys(costs["pair"]))
 chosen = {label: trajectories[label] for label in (ranked[0], ranked[-1])}
 sub = np.random.default_rng(SEED).permutation(len(G))[:n_simulated]
-sampled = {label: nm.modulate_along(cell, G[sub], points[[0, -1]], t.channels) for label, t in chosen.items()}
+sampled = {label: nm.modulate_along(cell, G[sub], points, t.channels) for label, t in chosen.items()}
 checks, extra = nm.validate(cell, sampled, points=[-1], backend=backend, record=2)
 checks[["channels", "g_s", "g_u", "target_label", "n_neurons", "n_reachable", "n_validated", "n_failed",
         "validated_fraction", "fraction_spiking", "fraction_bursting", "fraction_silent"]].round(3)
 
 # %%
-keys = [("before", -1)] + [(label, 1) for label in sampled]
+keys = [("before", -1)] + [(label, len(points) - 1) for label in sampled]
 t_all = next(iter(extra["traces"].values()))[1]
 window = t_all >= protocol["t_max"] - (1000.0 if FAST else 2000.0)
 traces = [extra["traces"][k][2][0, window] for k in keys]
@@ -278,7 +278,7 @@ costs_inf.round(3)
 # %%
 best = costs_inf["pair"].iloc[0] if len(costs_inf) else ranked[0]
 sub = np.random.default_rng(SEED).permutation(len(G_inf))[:n_simulated]
-moved = nm.modulate_along(cell, G_inf[sub], points_inf[[0, -1]], traj_inf[best].channels)
+moved = nm.modulate_along(cell, G_inf[sub], points_inf, traj_inf[best].channels)
 checks_inf, extra_inf = nm.validate(cell, {best: moved}, points=[-1], backend=backend, record=1)
 keys_inf = [("before", -1)] + [k for k in extra_inf["traces"] if k[0] == best]
 labels_inf = [extra_inf["labels"][k][extra_inf["traces"][k][0][0]] for k in keys_inf]
