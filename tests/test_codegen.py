@@ -26,6 +26,7 @@ import types
 
 import numpy as np
 import pytest
+
 from condspace import _cuda as cuda_mod
 from condspace import cells, simulate
 from condspace._codegen import KERNEL_NAME, KERNEL_PARAMS, SYMXP, Sym, generate, literal, trace
@@ -41,6 +42,7 @@ needs_cxx = pytest.mark.skipif(CXX is None, reason="no C++ compiler (g++/c++) on
                                                    "emulated")
 
 T_MAX, TRANSIENT = 1500.0, 500.0  # ms: a short protocol (the full ones run in tests/test_gpu.py)
+DT = 0.05  # ms, for both cells here (DA's protocol step, 0.025 ms, is used on the GPU): halves the NumPy time
 N_RANDOM = 48  # neurons drawn from each cell's box
 
 
@@ -204,6 +206,7 @@ class FakeCupy(types.ModuleType):
         self.mode, self.workdir, self.real = mode, workdir, real
         self.kernels: list[FakeKernel] = []
         self.options: list[tuple] = []
+        self.sources: list[str] = []
 
     @staticmethod
     def asarray(a, dtype=None):
@@ -221,6 +224,7 @@ class FakeCupy(types.ModuleType):
     def RawModule(self, code: str, options: tuple = ()):  # noqa: N802  (CuPy's name)
         fake = self
         fake.options.append(tuple(options))
+        fake.sources.append(code)
         lib = _compile(code, self.mode, self.workdir)
 
         class _Module:
@@ -292,7 +296,7 @@ def runs(tmp_path_factory):
     out = {}
     for name in ("stg", "da"):
         g = _population(name)
-        kw = dict(t_max=T_MAX, transient=TRANSIENT, method="exact", record=RECORD)
+        kw = dict(t_max=T_MAX, transient=TRANSIENT, dt=DT, method="exact", record=RECORD)
         ref = simulate(name, g, backend="numpy", **kw)
         pert = simulate(name, np.nextafter(g, np.inf), backend="numpy", **kw)
         c = None
@@ -335,8 +339,21 @@ def test_cuda_branch_equals_c_branch(runs, tmp_path, monkeypatch, name):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(res.traces["V"], r["c"].traces["V"])
     assert fake.options == [cuda_mod.NVRTC_OPTIONS] and "--fmad=false" in fake.options[0]
-    n_chunks, n_launches = -(-len(r["g"]) // 20), -(-int(round(T_MAX / 0.05)) // 7000)
+    n_chunks, n_launches = -(-len(r["g"]) // 20), -(-int(round(T_MAX / DT)) // 7000)
     assert fake.kernels[0].calls == n_chunks * n_launches
+
+
+@needs_cxx
+@pytest.mark.parametrize("name", ["stg", "da"])
+def test_float32_kernel_keeps_the_examples_spike_counts(runs, tmp_path, name):
+    """dtype="float32": state stored in float (as on the GPU, through C++ overloads); the published
+    examples keep their float64 spike counts within ±1."""
+    r = runs[name]
+    n_ex = len(cells.get(name).examples)
+    be, fake = _fake_backend("cuda", tmp_path, real=np.float32)
+    res = simulate(name, r["g"][:n_ex], backend=be, dtype="float32", **r["kw"])
+    assert res.ok.all() and res.metadata["dtype"] == "float32" and "typedef float real;" in fake.sources[0]
+    assert np.abs(res.n_spikes - r["ref"].n_spikes[:n_ex]).max() <= 1
 
 
 @needs_cc
@@ -468,3 +485,41 @@ def test_every_rate_function_compiles_to_its_numpy_value(tmp_path):
         got = np.array([lib.rate(k, v, c) for v, c in zip(V, ca, strict=True)])
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=0, err_msg=exprs[k][:200])
 
+
+@needs_cc
+def test_generated_expm_matches_scipy(tmp_path):
+    """The kernel's matrix exponential of ERG generators Q(V)·dt (DA cell) against scipy.linalg.expm,
+    which the NumPy engine uses: rounding-level agreement over the physiological range, all five
+    Padé branches and the scaling and squaring exercised."""
+    from scipy.linalg import expm
+
+    from condspace.kinetics import scheme_generator
+
+    src = generate(cells.get("da"), 0.025).source.split("/* Advance neuron")[0]  # prelude + cs_expm3
+    src += "void ex(double* A, double* E) { cs_expm3(A, E); }\n"
+    (tmp_path / "ex.c").write_text(src)
+    subprocess.run([CC, "-std=c11", "-O2", "-ffp-contract=off", "-shared", "-fPIC", str(tmp_path / "ex.c"),
+                    "-o", str(tmp_path / "ex.so"), "-lm"], check=True)
+    lib = ctypes.CDLL(str(tmp_path / "ex.so"))
+
+    def c_expm(A: np.ndarray) -> np.ndarray:
+        A, E = np.array(A, dtype=float, order="C"), np.empty((3, 3))
+        lib.ex(ctypes.c_void_p(A.ctypes.data), ctypes.c_void_p(E.ctypes.data))
+        return E
+
+    erg = cells.get("da").channel("ERG").gates[0]
+    V = np.linspace(-120.0, 60.0, 361)
+    for dt in (0.025, 0.05, 1.0):
+        Q = scheme_generator(np, erg, V) * dt
+        got = np.array([c_expm(q) for q in Q])
+        np.testing.assert_allclose(got, expm(Q), rtol=0, atol=5e-14)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=0, atol=1e-13)  # probability is conserved
+    norms = []
+    rng = np.random.default_rng(3)
+    for scale in (1e-3, 0.1, 0.5, 1.5, 4.0, 8.0):
+        A = rng.normal(size=(3, 3)) * scale
+        norms.append(np.abs(A).sum(axis=0).max())
+        want = expm(A)
+        np.testing.assert_allclose(c_expm(A), want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()))
+    assert min(norms) < 0.015 and max(norms) > 5.4  # degree 3 ... degree 13 with squaring
+    assert np.isnan(c_expm(np.diag([np.inf, 0.0, 0.0]))).all()  # a blown-up state stays visible

@@ -7,9 +7,11 @@ records the arithmetic as a C expression. Those expressions are pasted into one 
 function that advances a neuron ``n_steps`` time steps with the same update order and the same
 formulas as :meth:`condspace._engine.Engine.step` with ``method="exact"``:
 
-gates with V(t) and [Ca](t) → kinetic schemes → open conductances → [Ca] with the currents at
-V(t) → V by exponential Euler with the new conductances → spike detection → trace sample →
-blow-up check (every ``check_every`` steps and at the last step).
+gates with V(t) and [Ca](t) → kinetic schemes with their exact propagator expm(Q(V)·dt) →
+open conductances → [Ca] with the currents at V(t) → V by exponential Euler with the new
+conductances → spike detection → trace sample → blow-up check (every ``check_every`` steps and at
+the last step). The matrix exponential of a scheme is a small generated C routine (scaling and
+squaring with a Padé approximant, :func:`_expm_c`), the generator Q(V) is traced like any rate.
 
 The same source compiles three ways:
 
@@ -398,6 +400,129 @@ CS_DEVICE int cs_finite(double x) {{ return (x - x) == 0.0; }}
 """
 
 
+# Matrix exponential for the kinetic schemes: scaling and squaring with a diagonal Padé
+# approximant of degree 3, 5, 7, 9 or 13 chosen by the 1-norm (Higham 2005, SIAM J. Matrix Anal.
+# Appl. 26:1179; θ_m from its Table 2.3). SciPy's expm (Al-Mohy & Higham 2009) is a refinement of
+# the same method; both are accurate to a few units of rounding for these small generators.
+_THETA = {3: 1.495585217958292e-2, 5: 2.539398330063230e-1, 7: 9.504178996162932e-1,
+          9: 2.097847961257068e0, 13: 5.371920351148152e0}
+
+
+def _pade(m: int) -> list[str]:
+    """Coefficients b_j = (2m − j)! / (j! (m − j)!) of the degree-m Padé numerator, as C literals."""
+    f = math.factorial
+    return [literal(float(f(2 * m - j) // (f(j) * f(m - j)))) for j in range(m + 1)]
+
+
+def _expm_c(n: int) -> str:
+    """C source of ``cs_expm<n>(A, E)``: E = expm(A) for a row-major n×n matrix (A is overwritten)."""
+    nn = n * n
+    eye = f"((e % {n + 1}) == 0 ? 1.0 : 0.0)"  # entry e of the identity
+    th = {m: literal(v) for m, v in _THETA.items()}
+
+    def part(m: int, powers: tuple[str, ...], odd: bool, skip: int = 0) -> str:
+        """Σ_k b_(2k+odd) · powers[k-1] (+ b_odd · I): one entry of the odd or even Padé part."""
+        b = _pade(m)
+        terms = [f"({b[2 * k + odd]} * {p}[e])" for k, p in reversed(list(enumerate(powers, start=1))) if k > skip]
+        if skip == 0:
+            terms.append(f"({b[int(odd)]} * {eye})")
+        return _chain(terms, "+", "0.0")
+
+    def both(m: int, powers: tuple[str, ...]) -> str:
+        return (f"for (int e = 0; e < {nn}; ++e) {{\n"
+                f"      T[e] = {part(m, powers, True)};\n      V[e] = {part(m, powers, False)}; }}")
+
+    b13 = _pade(13)
+    hi_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((13, "A6"), (11, "A4"), (9, "A2"))], "+", "0.0")
+    hi_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((12, "A6"), (10, "A4"), (8, "A2"))], "+", "0.0")
+    lo_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((7, "A6"), (5, "A4"), (3, "A2"))]
+                    + [f"({b13[1]} * {eye})"], "+", "0.0")
+    lo_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((6, "A6"), (4, "A4"), (2, "A2"))]
+                     + [f"({b13[0]} * {eye})"], "+", "0.0")
+    return f"""
+CS_DEVICE void cs_matmul{n}(const double* X, const double* Y, double* Z) {{
+  for (int i = 0; i < {n}; ++i)
+    for (int j = 0; j < {n}; ++j) {{
+      double acc = 0.0;
+      for (int k = 0; k < {n}; ++k) acc += X[i * {n} + k] * Y[k * {n} + j];
+      Z[i * {n} + j] = acc;
+    }}
+}}
+
+/* E = expm(A), A row-major {n}x{n} (overwritten): scaling and squaring, diagonal Pade approximant. */
+CS_DEVICE void cs_expm{n}(double* A, double* E) {{
+  double nrm = 0.0;  /* 1-norm */
+  for (int j = 0; j < {n}; ++j) {{
+    double c = 0.0;
+    for (int i = 0; i < {n}; ++i) c += fabs(A[i * {n} + j]);
+    if (c > nrm) nrm = c;
+  }}
+  if (!(nrm <= 1e300)) {{ for (int e = 0; e < {nn}; ++e) E[e] = nrm - nrm; return; }}  /* inf: NaN out */
+  int s = 0;
+  if (nrm > {th[13]}) {{
+    s = (int)ceil(log2(nrm / {th[13]}));
+    const double sc = ldexp(1.0, -s);
+    for (int e = 0; e < {nn}; ++e) A[e] = A[e] * sc;
+  }}
+  double A2[{nn}], A4[{nn}], A6[{nn}], U[{nn}], V[{nn}], T[{nn}], W[{nn}];
+  cs_matmul{n}(A, A, A2);
+  if (nrm <= {th[3]}) {{
+    {both(3, ("A2",))}
+  }} else {{
+    cs_matmul{n}(A2, A2, A4);
+    if (nrm <= {th[5]}) {{
+      {both(5, ("A2", "A4"))}
+    }} else {{
+      cs_matmul{n}(A4, A2, A6);
+      if (nrm <= {th[7]}) {{
+        {both(7, ("A2", "A4", "A6"))}
+      }} else if (nrm <= {th[9]}) {{
+        cs_matmul{n}(A4, A4, W);  /* A^8 */
+        {both(9, ("A2", "A4", "A6", "W"))}
+      }} else {{  /* degree 13: A^6 (b13 A^6 + b11 A^4 + b9 A^2) + b7 A^6 + ..., likewise the even part */
+        for (int e = 0; e < {nn}; ++e) {{
+          U[e] = {hi_odd};
+          W[e] = {hi_even}; }}
+        cs_matmul{n}(A6, U, T);
+        cs_matmul{n}(A6, W, V);
+        for (int e = 0; e < {nn}; ++e) {{
+          T[e] = (T[e] + {lo_odd});
+          V[e] = (V[e] + {lo_even}); }}
+      }}
+    }}
+  }}
+  cs_matmul{n}(A, T, U);  /* U: odd part, V: even part */
+  for (int e = 0; e < {nn}; ++e) {{ A2[e] = V[e] - U[e]; E[e] = V[e] + U[e]; }}
+  /* Solve (V - U) E = (V + U): Gaussian elimination with partial pivoting. */
+  for (int c = 0; c < {n}; ++c) {{
+    int p = c;
+    double best = fabs(A2[c * {n} + c]);
+    for (int r = c + 1; r < {n}; ++r)
+      if (fabs(A2[r * {n} + c]) > best) {{ best = fabs(A2[r * {n} + c]); p = r; }}
+    if (p != c)
+      for (int k = 0; k < {n}; ++k) {{
+        double t = A2[c * {n} + k]; A2[c * {n} + k] = A2[p * {n} + k]; A2[p * {n} + k] = t;
+        t = E[c * {n} + k]; E[c * {n} + k] = E[p * {n} + k]; E[p * {n} + k] = t;
+      }}
+    for (int r = c + 1; r < {n}; ++r) {{
+      const double f = A2[r * {n} + c] / A2[c * {n} + c];
+      for (int k = c; k < {n}; ++k) A2[r * {n} + k] -= f * A2[c * {n} + k];
+      for (int k = 0; k < {n}; ++k) E[r * {n} + k] -= f * E[c * {n} + k];
+    }}
+  }}
+  for (int c = {n} - 1; c >= 0; --c)
+    for (int k = 0; k < {n}; ++k) {{
+      double acc = E[c * {n} + k];
+      for (int r = c + 1; r < {n}; ++r) acc -= A2[c * {n} + r] * E[r * {n} + k];
+      E[c * {n} + k] = acc / A2[c * {n} + c];
+    }}
+  for (int q = 0; q < s; ++q) {{  /* undo the scaling: square s times */
+    cs_matmul{n}(E, E, T);
+    for (int e = 0; e < {nn}; ++e) E[e] = T[e];
+  }}
+}}
+"""
+
 def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     """Generate the fused time-stepping kernel of ``cell`` for time step ``dt``.
 
@@ -450,29 +575,26 @@ def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     for si, s in enumerate(eng.schemes):
         sch = s.gate
         states = list(sch.states)
-        base = eng.scheme_offsets[si]
-        pname = {st: f"p{base + i}" for i, st in enumerate(states[1:])}
+        ns = len(states)
+        pos = {st: i for i, st in enumerate(states)}
+        occ = ["o0"] + [f"p{eng.scheme_offsets[si] + i}" for i in range(ns - 1)]
         ch = cell.channels[s.channel]
-        add(f"    {{ /* {ch.name}.{sch.name}: kinetic scheme {states}, '{states[0]}' by conservation */")
+        add(f"    {{ /* {ch.name}.{sch.name}: kinetic scheme {states}, '{states[0]}' by conservation;")
+        add("         exact propagator M = expm(Q(V)·dt) at frozen V (kinetics.scheme_propagator) */")
         for ti, t in enumerate(sch.transitions):
-            add(f"      const real r{ti} = {trace(t.rate, 'v')}; /* {t.source} -> {t.target} */")
-        for st in states[1:]:
-            p = pname[st]
-            out_rate = _chain([f"r{ti}" for ti, t in enumerate(sch.transitions) if t.source == st], "+", "0.0")
-            terms = []
-            for ti, t in enumerate(sch.transitions):
-                if t.target != st:
-                    continue
-                if t.source == states[0]:  # conserved state, from the already-updated occupancies
-                    src = f"(1.0 - {_chain([pname[x] for x in states[1:]], '+', '0.0')})"
-                else:
-                    src = pname[t.source]
-                terms.append(f"(r{ti} * {src})")
-            add(f"      {{ const real out = {out_rate};")
-            add("        const real inv = (1.0 / out);")
-            add(f"        const real dec = exp(({mdt} * out));")
-            add(f"        const real target = ({_chain(terms, '+', '0.0')} * inv);")
-            add(f"        {p} = ((({p} - target) * dec) + target); }}")
+            add(f"      const double r{ti} = {trace(t.rate, 'v')}; /* {t.source} -> {t.target} */")
+        add(f"      double A[{ns * ns}] = {{{', '.join(['0.0'] * ns * ns)}}};")
+        for ti, t in enumerate(sch.transitions):  # Q[target, source] += r; Q[source, source] -= r
+            i, j = pos[t.source], pos[t.target]
+            add(f"      A[{j * ns + i}] += r{ti}; A[{i * ns + i}] -= r{ti};")
+        add(f"      for (int e = 0; e < {ns * ns}; ++e) A[e] = A[e] * {L(dt)};")
+        add(f"      double M[{ns * ns}];")
+        add(f"      cs_expm{ns}(A, M);")
+        add(f"      const double o0 = (1.0 - {_chain(occ[1:], '+', '0.0')});")
+        for i in range(1, ns):
+            terms = [f"(M[{i * ns + j}] * {occ[j]})" for j in range(ns)]
+            add(f"      const real n{i} = {_chain(terms, '+', '0.0')};")
+        add("      " + " ".join(f"{occ[i]} = n{i};" for i in range(1, ns)))
         add("    }")
 
     add("    /* ---- open conductances: gbar · Π x^power ---- */")
@@ -524,6 +646,7 @@ def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     args = ", ".join(nm for _, nm in KERNEL_PARAMS)
     thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
     src = [_PRELUDE.format(cell=cell.name, dt=repr(float(dt)), real=_REAL[dtype])]
+    src += [_expm_c(n) for n in sorted({len(s.gate.states) for s in eng.schemes})]
     src.append(f"""
 /* Advance neuron i by n_steps steps; its state stays in registers in between. */
 CS_DEVICE void cs_neuron(long long i,
