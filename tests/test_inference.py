@@ -339,3 +339,46 @@ def test_shipped_recordings_and_ground_truth_agree():
     for ident, row in truth.iterrows():
         assert labels[ident] == row["label"], ident
 
+
+
+# ----- the infer command ---------------------------------------------------------------------------
+def test_infer_command_rejects_malformed_recordings(tmp_path, capsys):
+    from condspace.__main__ import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text('ID,spiking_times\nn1,"[3000.0, 3100.0, oops]"\n')
+    assert main(["infer", "--recordings", str(bad), "--out", str(tmp_path / "out"), "--no-cache"]) == 2
+    assert "non-numeric" in capsys.readouterr().err
+    assert main(["infer", "--recordings", str(bad), "--out", str(tmp_path / "o"), "--samples", "10",
+                 "--check", "20"]) == 2
+    assert "--check" in capsys.readouterr().err
+
+
+def test_infer_command_end_to_end(tmp_path):
+    import json
+
+    from condspace import recordings
+    from condspace.__main__ import main
+
+    rec = tmp_path / "r.csv"
+    recordings.save_csv(rec, {"tonic": periodic(12.0, 3000.0), "quiet": np.array([3100.0])})
+    out = tmp_path / "out"
+    args = ["infer", "--recordings", str(rec), "--out", str(out), "--budget", "200", "--max-epochs", "3",
+            "--samples", "20", "--check", "5", "--cache", str(tmp_path / "cache")]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"tonic", "quiet"}
+    assert "error" in summary["quiet"] and summary["quiet"]["observed"]["label"] == "silent"
+    entry = summary["tonic"]
+    assert entry["observed"]["label"] == "spiking" and entry["observed"]["rate_hz"] == pytest.approx(12.0, rel=0.01)
+    assert 0.0 <= entry["predictive_check_fraction"] <= 1.0 and entry["predictive"]["n_simulated"] == 5
+    post = pd.read_csv(out / "tonic_posterior.csv")
+    assert list(post.columns) == list(cells.get("stg").conductance_names) and len(post) == 20
+    assert inference.make_prior("stg").contains(post.to_numpy()).all()
+    dic = pd.read_csv(out / "tonic_dics.csv")
+    assert list(dic.columns) == ["V_th", "g_f", "g_s", "g_u"] and len(dic) == 20
+    assert len(pd.read_csv(out / "tonic_predictive.csv")) == 5
+    # Second run: the training set and the posterior come from the cache, samples are identical.
+    assert main(args) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out / "tonic_posterior.csv"), post)
+    assert json.loads((out / "posterior.json").read_text())["posterior"]["cached"] is True

@@ -675,6 +675,9 @@ class EstimatorSettings:
         hidden_features: Width of the conditioner networks.
         num_transforms: Number of flow layers.
         num_bins: Spline bins (NSF only).
+        tail_bound: The splines act on [−tail_bound, tail_bound] (z-scored units) and are the
+            identity outside (NSF only); the base density is Gaussian, so the tails beyond are
+            Gaussian too.
         transform: ``"logit"`` trains on logit((θ − low)/(high − low)), so that every sample lies
             inside the prior box (no leakage); ``"none"`` trains on θ and rejects samples outside.
         batch_size: Training batch size.
@@ -688,6 +691,7 @@ class EstimatorSettings:
     hidden_features: int = 64
     num_transforms: int = 5
     num_bins: int = 10
+    tail_bound: float = 3.0
     transform: str = "logit"
     batch_size: int = 256
     learning_rate: float = 5e-4
@@ -776,7 +780,7 @@ def _build_estimator(settings: EstimatorSettings, theta_t, x_t):
     kw = {"hidden_features": settings.hidden_features, "num_transforms": settings.num_transforms,
           "z_score_x": "independent", "z_score_y": "independent"}
     if settings.model == "nsf":
-        return build_nsf(theta_t, x_t, num_bins=settings.num_bins, **kw)
+        return build_nsf(theta_t, x_t, num_bins=settings.num_bins, tail_bound=settings.tail_bound, **kw)
     return build_maf(theta_t, x_t, **kw)
 
 
