@@ -21,6 +21,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import cells, dics, features, populations
 from condspace import neuromodulation as nm
 
