@@ -176,6 +176,7 @@ def test_path_shapes_and_vertices():
     assert q.shape == (10, 2)
     assert any(np.allclose(row, (0, 10)) for row in q)  # the corner is kept
     np.testing.assert_allclose(q[[0, -1]], [(4, 5), (-4, 5)])
+    np.testing.assert_allclose(nm.path([(4, 5), (0, 10), (-4, 5)], n_points=10), q)  # the same polyline as vertices
 
 
 def test_triplet_paths_follow_the_gf_rule(stg_pop):
@@ -297,6 +298,8 @@ def test_bad_paths_and_costs():
         nm.path((4, 5), (-4, 5), 2, via=[(0, 8)])
     with pytest.raises(ValueError, match="g_s, g_u"):
         nm.path((4, 5, 1), (-4, 5))
+    with pytest.raises(ValueError, match="at least two"):
+        nm.path([(4, 5)])
     with pytest.raises(ValueError, match="eps"):
         nm.reachability(STG, STG_NEURON, [[-4, 5]], ("CaS", "H"), eps=0)
     with pytest.raises(ValueError, match="reachable"):

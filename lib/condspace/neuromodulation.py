@@ -86,7 +86,7 @@ _CHUNK = 1 << 16  # target × neuron points iterated together in maps (cache-siz
 
 
 # ----- paths ---------------------------------------------------------------------------------------
-def path(start: Sequence[float], end: Sequence[float], n_points: int = 21,
+def path(start: Sequence[Any], end: Sequence[float] | None = None, n_points: int = 21,
          via: Sequence[Sequence[float]] = ()) -> np.ndarray:
     """A neuromodulation path in the (g_s, g_u) plane: a straight line or a polyline.
 
@@ -94,7 +94,8 @@ def path(start: Sequence[float], end: Sequence[float], n_points: int = 21,
     is one of the points, so a polyline keeps its corners.
 
     Args:
-        start: (g_s, g_u) where the population starts (multiples of g_leak), e.g. (4, 5).
+        start: (g_s, g_u) where the population starts (multiples of g_leak), e.g. (4, 5); or, with
+            ``end`` omitted, the list of all vertices of a polyline, e.g. [(4, 5), (0, 8), (−4, 5)].
         end: (g_s, g_u) where the modulation ends, e.g. (−4, 5).
         n_points: Number of points, at least the number of vertices (≥ 2).
         via: Intermediate vertices (g_s, g_u) of a polyline, in order.
@@ -105,7 +106,13 @@ def path(start: Sequence[float], end: Sequence[float], n_points: int = 21,
     Raises:
         ValueError: Vertices that are not finite (g_s, g_u) pairs; too few points.
     """
-    vertices = [start, *via, end]
+    if end is None:
+        vertices = list(start)
+        if len(vertices) < 2 or via:
+            raise ValueError("path: give start and end, or (with end omitted) a list of at least two (g_s, g_u) "
+                             "vertices and no via points")
+    else:
+        vertices = [start, *via, end]
     try:
         V = np.array([np.asarray(v, dtype=float).reshape(2) for v in vertices])
     except (ValueError, TypeError):
