@@ -142,3 +142,19 @@ def test_save_rejects_bad_input(tmp_path, kwargs, match):
 def test_save_into_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         recordings.save_csv(tmp_path / "no" / "r.csv", [[1.0]])
+
+
+def test_saved_files_are_not_private(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the result must look like a normal file."""
+    import os
+    import stat
+
+    from condspace.recordings import save_csv
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "spikes.csv"
+        save_csv(path, [np.array([1.0, 2.0])])
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from condspace import cells, neuromodulation, recordings
+from condspace._io import atomic_write
 from condspace.cli import BACKENDS, CLIError, Command, positive_float, read_conductances
 
 DESCRIPTION = """\
@@ -118,17 +117,7 @@ def _output_folder(path: str) -> Path:
 
 
 def _save_figure_atomic(fig, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a figure is as public as a new file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png"))
 
 
 def summary_table(cell: cells.CellType, g: np.ndarray, points: np.ndarray, *, eps: float, V: float | None,
