@@ -658,6 +658,9 @@ CS_DEVICE void cs_neuron(long long i,
     int arm = armed[i];
     int good = ok[i];
     const int slot = has_rec ? rec_slot[i] : -1;
+    /* Phases of step k + 1 in the check and sampling cycles: counters, not a 64-bit modulo per step. */
+    int check_phase = (int)(k0 % check_every);
+    int rec_phase = (int)(k0 % rec_every);
     for (int s = 0; s < n_steps; ++s) {{
     const long long k = k0 + s;
     const real drive = has_noise ? (real)(drive_base + noise[(long long)s * n + i]) : drive_base;
@@ -677,9 +680,13 @@ CS_DEVICE void cs_neuron(long long i,
       }}
     }}
     if (v < {rearm}) arm = 1;
-    if (slot >= 0 && (k + 1) % rec_every == 0) trace[(long long)slot * trace_len + (k + 1) / rec_every] = v;
+    if (++rec_phase == rec_every) {{
+      rec_phase = 0;
+      if (slot >= 0) trace[(long long)slot * trace_len + (k + 1) / rec_every] = v;
+    }}
     /* ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the initial state ---- */
-    if ((k + 1) % check_every == 0 || k + 1 == k_total) {{
+    if (++check_phase == check_every) check_phase = 0;
+    if (check_phase == 0 || k + 1 == k_total) {{
       if (!({finite}) || v < {L(V_BOUNDS[0])} || v > {L(V_BOUNDS[1])}) {{
         good = 0;
         {reset}
