@@ -19,7 +19,10 @@ so these tolerances test that nothing but rounding separates the two paths.
 from __future__ import annotations
 
 import ctypes
+import ctypes.util
 import hashlib
+import os
+import pathlib
 import shutil
 import subprocess
 import types
@@ -523,3 +526,45 @@ def test_generated_expm_matches_scipy(tmp_path):
         np.testing.assert_allclose(c_expm(A), want, rtol=0, atol=1e-12 * max(1.0, np.abs(want).max()))
     assert min(norms) < 0.015 and max(norms) > 5.4  # degree 3 ... degree 13 with squaring
     assert np.isnan(c_expm(np.diag([np.inf, 0.0, 0.0]))).all()  # a blown-up state stays visible
+
+
+def _nvrtc() -> ctypes.CDLL | None:
+    """libnvrtc, if this machine has it (CONDSPACE_NVRTC=path, the nvidia-cuda-nvrtc wheel, or the system)."""
+    candidates = [os.environ.get("CONDSPACE_NVRTC")]
+    try:
+        import nvidia.cuda_nvrtc as pkg  # the wheel CuPy uses
+
+        candidates += sorted(str(p) for p in pathlib.Path(list(pkg.__path__)[0], "lib").glob("libnvrtc.so*"))
+    except ImportError:
+        pass
+    candidates.append(ctypes.util.find_library("nvrtc"))
+    for path in filter(None, candidates):
+        try:
+            return ctypes.CDLL(path)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", ["stg", "da"])
+def test_nvrtc_compiles_the_generated_source(name, dtype):
+    """NVRTC (CUDA's runtime compiler, what cupy.RawModule calls) builds the kernel for sm_90 with the
+    launcher's options and no warnings. Needs only libnvrtc, no GPU; skipped where it is absent."""
+    lib = _nvrtc()
+    if lib is None:
+        pytest.skip("libnvrtc not found (set CONDSPACE_NVRTC=/path/to/libnvrtc.so to run this without a GPU)")
+    cell = cells.get(name)
+    src = generate(cell, cell.protocol.get("dt", 0.05), dtype).source
+    prog = ctypes.c_void_p()
+    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src.encode(), b"condspace.cu", 0, None, None) == 0
+    opts = [*cuda_mod.NVRTC_OPTIONS, "-arch=sm_90"]
+    result = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts]))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    lib.nvrtcDestroyProgram(ctypes.byref(prog))
+    text = log.value.decode(errors="replace")
+    assert result == 0, f"NVRTC failed ({result}):\n{text[-4000:]}"
+    assert "warning" not in text.lower(), text[-4000:]
