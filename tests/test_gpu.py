@@ -56,12 +56,13 @@ def numpy_reference():
             workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setenv(var, "1")
-        for name in ("stg", "da"):
+        for name in ("da", "stg"):  # longest jobs first: a DA example runs 12 s of biology at dt 0.025 ms
             cell = cells.get(name)
             for i, row in enumerate(_examples(cell)):
                 jobs[name, "examples", i] = pool.submit(simulate, name, row[None], backend="numpy", method="exact",
                                                         **cell.protocol)
-            g = _box_population(cell, N_RANDOM, seed=1)
+        for name in ("da", "stg"):
+            g = _box_population(cells.get(name), N_RANDOM, seed=1)
             for i, part in enumerate(np.array_split(g, workers)):
                 jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", method="exact",
                                                       **RANDOM_PROTOCOL)
