@@ -182,6 +182,28 @@ def test_cache_is_reused_and_a_changed_key_rebuilds(tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 3 and not list(tmp_path.glob("*.tmp"))  # atomic: no leftovers
 
 
+def test_row_independent_sets_are_extended_or_sliced_not_resimulated(tmp_path):
+    rows = []
+
+    def simulator(theta):  # deterministic per row
+        rows.append(len(theta))
+        return 2.0 * theta, np.ones(len(theta), bool), np.full(len(theta), "spiking")
+
+    kw = {"seed": 3, "key_parts": {"sim": "double"}, "cache_dir": tmp_path, "row_independent": True}
+    inference.cached_simulations(simulator, TOY_PRIOR, 30, **kw)
+    grown = inference.cached_simulations(simulator, TOY_PRIOR, 50, **kw)
+    assert rows == [30, 20] and grown.info["extended_from"] == 30  # only the 20 missing draws simulated
+    small = inference.cached_simulations(simulator, TOY_PRIOR, 10, **kw)
+    assert rows == [30, 20] and small.info["prefix_of"] == 30
+    fresh = inference.cached_simulations(simulator, TOY_PRIOR, 50, **{**kw, "cache_dir": tmp_path / "new"})
+    np.testing.assert_array_equal(grown.theta, fresh.theta)
+    np.testing.assert_array_equal(grown.x, fresh.x)
+    np.testing.assert_array_equal(small.x, fresh.x[:10])
+    # Without row independence (e.g. a noisy simulator) nothing is reused.
+    inference.cached_simulations(simulator, TOY_PRIOR, 40, **{**kw, "row_independent": False})
+    assert rows[-1] == 40
+
+
 def test_truncated_or_tampered_cache_is_detected_and_rebuilt(tmp_path):
     sim = CountingSimulator()
     first = inference.cached_simulations(sim, TOY_PRIOR, 50, seed=0, key_parts={}, cache_dir=tmp_path)

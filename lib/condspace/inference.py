@@ -551,7 +551,8 @@ class TrainingSet:
 def save_training_set(path: str | Path, ts: TrainingSet) -> Path:
     """Write ``ts`` as an ``.npz`` with its key and a checksum inside, atomically."""
     arrays = ts.arrays()
-    meta = {"format": CACHE_FORMAT, "key": ts.key, "checksum": _array_checksum(arrays), "info": ts.info}
+    meta = {"format": CACHE_FORMAT, "key": ts.key, "family": ts.info.get("family"), "checksum": _array_checksum(arrays),
+            "info": ts.info}
     blob = {**arrays, "meta": np.array(json.dumps(meta, default=float))}
     return atomic_write(path, lambda fh: np.savez(fh, **blob))
 
@@ -579,14 +580,60 @@ def load_training_set(path: str | Path, key: str) -> TrainingSet:
                        key, {**meta.get("info", {}), "cached": True})
 
 
+def _read_meta(path: Path) -> dict[str, Any] | None:
+    """The meta record of a cache file, or None when it cannot be read."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(str(z["meta"]))
+    except Exception:  # any unreadable file is simply not a candidate
+        return None
+
+
+def _related(folder: Path, name: str, family: str, n: int) -> tuple[Path, int] | None:
+    """The best cached set of the same family: the smallest with ≥ n draws, else the largest."""
+    found = []
+    for path in folder.glob(f"{name}_*.npz"):
+        meta = _read_meta(path)
+        if meta and meta.get("family") == family and meta.get("format") == CACHE_FORMAT:
+            found.append((int(meta["info"]["n"]), path))
+    if not found:
+        return None
+    bigger = sorted(f for f in found if f[0] >= n)
+    n_old, path = bigger[0] if bigger else max(found)
+    return path, n_old
+
+
+def _finish(theta: np.ndarray, x: Any, valid: Any, labels: Any, key: str, family: str, wall: float,
+            extra: Mapping[str, Any] | None = None) -> TrainingSet:
+    x = np.asarray(x, dtype=float)
+    flagged = ~np.asarray(valid, dtype=bool)
+    nonfinite = ~flagged & ~np.all(np.isfinite(x), axis=1)
+    valid = ~flagged & ~nonfinite
+    x = np.where(valid[:, None], x, np.nan)
+    labels = np.asarray(labels).astype(str)
+    classes, counts = np.unique(labels, return_counts=True)
+    n = len(theta)
+    info = {"n": int(n), "n_valid": int(valid.sum()), "n_flagged": int(flagged.sum()),
+            "n_nonfinite": int(nonfinite.sum()), "excluded_fraction": float(1 - valid.mean()),
+            "class_fractions": {str(c): float(k / n) for c, k in zip(classes, counts, strict=True)},
+            "simulate_s": wall, "cached": False, "family": family, **dict(extra or {})}
+    return TrainingSet(theta, x, valid, labels, key, info)
+
+
 def cached_simulations(simulator: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
                        prior: Prior, n: int, *, seed: int, key_parts: Mapping[str, Any],
-                       cache_dir: str | Path | None = None, use_cache: bool = True, name: str = "sims") -> TrainingSet:
+                       cache_dir: str | Path | None = None, use_cache: bool = True, name: str = "sims",
+                       row_independent: bool = False) -> TrainingSet:
     """Draw ``n`` parameters from the prior, simulate them, cache the result.
 
     The cache file is ``<cache_dir>/<name>_<key[:20]>.npz`` where the key hashes ``key_parts``,
     the prior, ``n``, ``seed``, :data:`FEATURE_VERSION` and the cache format. A file that cannot
     be read, has another key or fails its checksum is reported with a warning and rebuilt.
+
+    The first n draws of a seed are the same for every n. When ``row_independent`` (each row's
+    result depends only on its θ, e.g. a noiseless simulator), a cached set of the same family
+    (same key apart from n) is reused: its first n rows if it is larger, or it is extended by
+    simulating only the missing draws. The result is identical to a fresh computation.
 
     Args:
         simulator: θ (n, d) → (x (n, F), valid (n,) bool, labels (n,) str). Rows with non-finite
@@ -598,34 +645,42 @@ def cached_simulations(simulator: Callable[[np.ndarray], tuple[np.ndarray, np.nd
         cache_dir: Folder; default :func:`default_cache_dir`.
         use_cache: False to neither read nor write the cache.
         name: File name prefix.
+        row_independent: Allow reuse of smaller or larger cached sets of the same family.
     """
     if int(n) < 1:
         raise ValueError(f"n: the number of simulations must be ≥ 1, got {n}")
-    parts = {"format": CACHE_FORMAT, "prior": prior.to_dict(), "n": int(n), "seed": int(seed),
-             "feature_version": FEATURE_VERSION, **dict(key_parts)}
-    key = cache_key(parts)
-    path = Path(cache_dir or default_cache_dir()) / f"{name}_{key[:20]}.npz"
+    base = {"format": CACHE_FORMAT, "prior": prior.to_dict(), "seed": int(seed), "feature_version": FEATURE_VERSION,
+            **dict(key_parts)}
+    family, key = cache_key(base), cache_key({**base, "n": int(n)})
+    folder = Path(cache_dir or default_cache_dir())
+    path = folder / f"{name}_{key[:20]}.npz"
     if use_cache and path.exists():
         try:
             return load_training_set(path, key)
         except ValueError as err:
             warnings.warn(f"{err}; rebuilding it", RuntimeWarning, stacklevel=2)
     theta = prior.sample(n, seed)
+    old = _related(folder, name, family, n) if use_cache and row_independent else None
+    if old is not None:
+        try:
+            prev = load_training_set(old[0], cache_key({**base, "n": old[1]}))
+        except ValueError as err:
+            warnings.warn(f"{err}; not reused", RuntimeWarning, stacklevel=2)
+            old = None
+    if old is not None and old[1] >= n:  # a prefix of a larger set: nothing to simulate
+        ts = _finish(prev.theta[:n], prev.x[:n], prev.valid[:n], prev.labels[:n], key, family,
+                     prev.info["simulate_s"] * n / old[1], {"prefix_of": old[1]})
+        ts.info["cached"] = True
+        return ts
+    start = old[1] if old is not None else 0
     t0 = time.perf_counter()
-    x, valid, labels = simulator(theta)
+    x, valid, labels = simulator(theta[start:])
     wall = time.perf_counter() - t0
-    x = np.asarray(x, dtype=float)
-    flagged = ~np.asarray(valid, dtype=bool)
-    nonfinite = ~flagged & ~np.all(np.isfinite(x), axis=1)
-    valid = ~flagged & ~nonfinite
-    x = np.where(valid[:, None], x, np.nan)
-    labels = np.asarray(labels).astype(str)
-    classes, counts = np.unique(labels, return_counts=True)
-    info = {"n": int(n), "n_valid": int(valid.sum()), "n_flagged": int(flagged.sum()),
-            "n_nonfinite": int(nonfinite.sum()), "excluded_fraction": float(1 - valid.mean()),
-            "class_fractions": {str(c): float(k / n) for c, k in zip(classes, counts, strict=True)},
-            "simulate_s": wall, "cached": False}
-    ts = TrainingSet(theta, x, valid, labels, key, info)
+    if old is not None:
+        x, valid = np.concatenate([prev.x, x]), np.concatenate([prev.valid, valid])
+        labels = np.concatenate([prev.labels, np.asarray(labels).astype(str)])
+        wall += prev.info["simulate_s"]
+    ts = _finish(theta, x, valid, labels, key, family, wall, {"extended_from": start} if start else None)
     if use_cache:
         save_training_set(path, ts)
     return ts
@@ -658,7 +713,8 @@ def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, pr
     parts = {"cell": _cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
              "classes": {"min_spikes": _features.MIN_SPIKES, "cv_threshold": _features.CV_THRESHOLD}}
     return cached_simulations(simulator, prior, n, seed=seed, key_parts=parts, cache_dir=cache_dir,
-                              use_cache=use_cache, name=f"train_{cell.name}")
+                              use_cache=use_cache, name=f"train_{cell.name}",
+                              row_independent=protocol.noise_std == 0)
 
 
 # ----- the density estimator ----------------------------------------------------------------------
@@ -1210,7 +1266,10 @@ def hpd_ranks(posterior: Posterior, theta_test: Any, x_test: Any, n_samples: int
 
     θ_true lies in the α-highest-posterior-density region exactly when its rank is < α, so for a
     calibrated posterior the ranks are uniform on [0, 1] (joint-HPD expected coverage; Hermans et
-    al. 2022). Samples are raw (no rejection) so that leaked mass counts against coverage.
+    al. 2022). Densities are compared in θ units. The posterior evaluated is the one that is used:
+    restricted to the prior box (samples outside it, the leakage, are discarded before ranking;
+    :func:`leakage` reports them). Counting them would inflate the coverage, since a leaked
+    sample is never denser than a θ_true inside the box.
     """
     theta_test = np.atleast_2d(np.asarray(theta_test, dtype=float))
     x_test = np.atleast_2d(np.asarray(x_test, dtype=float))
@@ -1221,9 +1280,11 @@ def hpd_ranks(posterior: Posterior, theta_test: Any, x_test: Any, n_samples: int
     for i, s in enumerate(range(0, theta_test.shape[0], batch)):
         th, xx = theta_test[s:s + batch], x_test[s:s + batch]
         samp = posterior.sample_batched(n_samples, xx, seed=seed + i)  # (n, B, d)
-        lp_s = posterior.log_prob(samp, xx)  # (n, B)
+        lp_s = posterior.log_prob(samp, xx)  # (n, B), −inf outside the box
         lp_t = posterior.log_prob(th, xx)  # (B,)
-        ranks[s:s + batch] = np.mean(lp_s > lp_t[None, :], axis=0)
+        inside = np.isfinite(lp_s)
+        with np.errstate(invalid="ignore"):
+            ranks[s:s + batch] = np.sum((lp_s > lp_t[None, :]) & inside, axis=0) / np.sum(inside, axis=0)
     return ranks
 
 
