@@ -21,11 +21,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
+import multiprocessing
 import os
 import pathlib
 import shutil
 import subprocess
 import types
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pytest
@@ -290,6 +292,22 @@ def _assert_matches_numpy(res, ref, pert, min_robust: float) -> None:
                            f"(NumPy's own one-ulp sensitivity {floor[bad].tolist()} ms)")
 
 
+def _numpy_runs(jobs: dict) -> dict:
+    """``simulate(*args, backend="numpy", **kwargs)`` for each ``key: (args, kwargs)``, in worker processes.
+
+    One BLAS thread per worker: OpenBLAS threads (the engine's ``E @ g``, SciPy's expm) that
+    compete with other processes slow the NumPy engine down by an order of magnitude on a
+    loaded machine. Spawned, not forked, so no state of this process is inherited.
+    """
+    workers = max(1, min(len(jobs), os.cpu_count() or 1))
+    with pytest.MonkeyPatch.context() as env, ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setenv(var, "1")
+        futures = {key: pool.submit(simulate, *args, backend="numpy", **kwargs) for key, (args, kwargs) in jobs.items()}
+        return {key: fut.result() for key, fut in futures.items()}
+
+
 RECORD = {"neurons": [0, 2, 2], "interval": 0.1}  # a repeated neuron on purpose
 
 
@@ -297,11 +315,16 @@ RECORD = {"neurons": [0, 2, 2], "interval": 0.1}  # a repeated neuron on purpose
 def runs(tmp_path_factory):
     """Per cell: NumPy exact, NumPy with g one ulp up, and the plain-C kernel through the launcher."""
     out = {}
+    kw = dict(t_max=T_MAX, transient=TRANSIENT, dt=DT, method="exact", record=RECORD)
+    jobs = {}
     for name in ("stg", "da"):
         g = _population(name)
-        kw = dict(t_max=T_MAX, transient=TRANSIENT, dt=DT, method="exact", record=RECORD)
-        ref = simulate(name, g, backend="numpy", **kw)
-        pert = simulate(name, np.nextafter(g, np.inf), backend="numpy", **kw)
+        jobs[name, "ref"] = ((name, g), kw)
+        jobs[name, "pert"] = ((name, np.nextafter(g, np.inf)), kw)
+    numpy_runs = _numpy_runs(jobs)
+    for name in ("stg", "da"):
+        g = _population(name)
+        ref, pert = numpy_runs[name, "ref"], numpy_runs[name, "pert"]
         c = None
         if CC is not None:
             c = simulate(name, g, backend=_fake_backend("c", tmp_path_factory.mktemp("c"))[0], **kw)
@@ -380,9 +403,9 @@ def test_noise_path_matches_numpy(tmp_path, monkeypatch):
     stg = cells.get("stg")
     g = _population("stg")[:12]
     kw = dict(t_max=300.0, transient=50.0, noise_std=2.0, seed=11, method="exact", record=[0, 4, 4])
-    ref = simulate(stg, g, backend="numpy", **kw)
-    pert = simulate(stg, np.nextafter(g, np.inf), backend="numpy", **kw)
-    quiet = simulate(stg, g, backend="numpy", t_max=300.0, transient=50.0, method="exact")
+    done = _numpy_runs({"ref": (("stg", g), kw), "pert": (("stg", np.nextafter(g, np.inf)), kw),
+                        "quiet": (("stg", g), dict(t_max=300.0, transient=50.0, method="exact"))})
+    ref, pert, quiet = done["ref"], done["pert"], done["quiet"]
     assert np.mean(_max_shift(ref, quiet) > 1e-3) > 0.5  # the noise changes the spikes
     monkeypatch.setattr(cuda_mod, "NOISE_BLOCK_BYTES", 8 * 3 * 450)  # 450-step noise blocks
     be, fake = _fake_backend("c", tmp_path)
