@@ -64,6 +64,7 @@ class Engine:
         self._build_factors()
         C = len(cell.channels)
         self.E = xp.asarray([ch.reversal for ch in cell.channels], dtype=dtype)
+        self.E_host = [float(ch.reversal) for ch in cell.channels]
         self.ca_channels = [i for i, ch in enumerate(cell.channels) if ch.carries_calcium]
         self.E_leak = float(cell.leak_reversal)
         self.inv_cap = 1.0 / float(cell.capacitance)
@@ -206,15 +207,19 @@ class Engine:
         geff = self.open_conductances(X, P, gbar)
         if self.ca_decay is not None:
             pool = self.cell.calcium
-            i_ca = sum(geff[c] * (V - self.E[c]) for c in self.ca_channels)
+            i_ca = sum(geff[c] * (V - self.E_host[c]) for c in self.ca_channels)
             ca_inf = pool.beta - pool.alpha * i_ca
             ca -= ca_inf
             ca *= self.ca_decay
             ca += ca_inf
         g_tot = geff.sum(axis=0)
         g_tot += g_leak
-        v_inf = self.E @ geff
-        v_inf += drive
+        # Σ_c E_c·g_c as a running sum, not a BLAS matrix-vector product: BLAS threads compete
+        # with other processes (20× slower on a loaded machine) and its summation order depends
+        # on the chunk width, which made results depend on chunking.
+        v_inf = drive + self.E_host[0] * geff[0]
+        for c in range(1, self.n_channels):
+            v_inf += self.E_host[c] * geff[c]
         v_inf /= g_tot
         g_tot *= -self.dt * self.inv_cap
         decay = xp.exp(g_tot, out=g_tot)
