@@ -54,6 +54,11 @@ def test_safe_exp_clips_and_keeps_the_imaginary_part():
     z = safe_exp(np, np.array([1.0 + 1e-20j]))
     assert z.imag[0] == pytest.approx(np.e * 1e-20)
     assert sigmoid(np, np.array([-1e5]), 0.0, 1.0)[0] == 1.0
+    # Large imaginary parts take the general complex exp, tiny ones the exact shortcut.
+    big = np.array([1.0 + 0.5j, -3.0 + 2.0j])
+    np.testing.assert_allclose(safe_exp(np, big), np.exp(big), rtol=1e-15)
+    tiny = np.array([0.3 + 1e-20j])
+    assert safe_exp(np, tiny)[0] == np.exp(tiny)[0]
 
 
 def test_linear_over_expm1_is_continuous_and_exact_away_from_the_window():
