@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from condspace import _io
 from condspace import cells as _cells
 from condspace import features as _features
 from condspace.channels import CellType
@@ -512,21 +512,9 @@ def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Write ``path`` atomically: ``write(fileobj)`` into a temp file in the same folder, then replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``path`` atomically (see :func:`condspace._io.atomic_write`), creating its folder first."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return _io.atomic_write(path, write, mode)
 
 
 @dataclass
