@@ -53,7 +53,7 @@ class Command:
 # ----- shared helpers ----------------------------------------------------------------------------
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0."""
-    value = _finite_float(text)
+    value = finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
@@ -61,13 +61,14 @@ def positive_float(text: str) -> float:
 
 def nonnegative_float(text: str) -> float:
     """argparse type: a finite number ≥ 0."""
-    value = _finite_float(text)
+    value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
     return value
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
+    """argparse type: any finite number (negative allowed: g_s targets, voltages)."""
     try:
         value = float(text)
     except ValueError:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from condspace import cells, dics, populations, recordings
-from condspace.cli import CLIError, Command, check_output_path, read_conductances
+from condspace.cli import CLIError, Command, check_output_path, finite_float, read_conductances
 
 MAX_LISTED_IDS = 10  # IDs named in a warning before it says "and k more"
 
@@ -27,17 +27,6 @@ MAX_LISTED_IDS = 10  # IDs named in a warning before it says "and k more"
 def _cell_argument(p: argparse.ArgumentParser) -> None:
     names = ", ".join(cells.available())
     p.add_argument("--cell", default="stg", help=f"cell type, one of: {names} (default: %(default)s)")
-
-
-def _finite(text: str) -> float:
-    """argparse type: any finite number (negative allowed: g_s targets, voltages)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
 
 
 def _list_ids(ids: list[str]) -> str:
@@ -79,7 +68,7 @@ def _dics_arguments(p: argparse.ArgumentParser) -> None:
                    help="CSV of maximal conductances (mS/cm²), one row per neuron (see above)")
     p.add_argument("--out", default=None, metavar="DICS.csv",
                    help="output CSV ID,V_th,g_f,g_s,g_u (written atomically); default: print it to stdout")
-    p.add_argument("--at", type=_finite, default=None, metavar="MV",
+    p.add_argument("--at", type=finite_float, default=None, metavar="MV",
                    help="evaluate the DICs at this voltage (mV) for every neuron instead of at V_th "
                         "(e.g. the reference voltage V* of the populations: -51 for stg, -55.5 for da)")
 
@@ -173,11 +162,11 @@ examples:
 def _population_arguments(p: argparse.ArgumentParser) -> None:
     _cell_argument(p)
     p.add_argument("--n", type=int, required=True, metavar="N", help="number of neurons drawn (≥ 1)")
-    p.add_argument("--target-gs", type=_finite, default=None, metavar="GS",
+    p.add_argument("--target-gs", type=finite_float, default=None, metavar="GS",
                    help="slow DIC target g_s (× g_leak) at V*; default: the cell's spiking population")
-    p.add_argument("--target-gu", type=_finite, default=None, metavar="GU",
+    p.add_argument("--target-gu", type=finite_float, default=None, metavar="GU",
                    help="ultraslow DIC target g_u (× g_leak) at V*; default: the cell's spiking population")
-    p.add_argument("--target-gf", type=_finite, default=None, metavar="GF",
+    p.add_argument("--target-gf", type=finite_float, default=None, metavar="GF",
                    help="fast DIC target g_f (× g_leak) at V*; default: the cell's rule g_f = a·g_s + b")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the random draws; default: fresh entropy (the seed used is printed, "
