@@ -270,6 +270,9 @@ class GaussianPosterior:
     def log_prob(self, theta, x):
         return -0.5 * np.sum((np.asarray(theta) - np.atleast_2d(x)) ** 2, axis=-1) / self.sd**2
 
+    def weights(self, theta, x):
+        return np.ones(np.shape(theta)[:-1])
+
 
 def test_expected_coverage_detects_over_and_under_confidence():
     theta = TOY_PRIOR.sample(400, seed=2)
@@ -404,3 +407,40 @@ def test_infer_command_end_to_end(tmp_path):
     assert main(args) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out / "tonic_posterior.csv"), post)
     assert json.loads((out / "posterior.json").read_text())["posterior"]["cached"] is True
+
+
+# ----- class restriction -------------------------------------------------------------------------
+def toy_labels(theta: np.ndarray) -> np.ndarray:
+    """A hard class boundary at a = 0 (spiking left, bursting right), silent in a corner."""
+    labels = np.where(theta[:, 0] < 0, "spiking", "bursting").astype(object)
+    labels[theta[:, 1] > 3.5] = "silent"
+    return labels.astype(str)
+
+
+def test_class_restriction_removes_mass_across_the_class_boundary(toy_posterior, tmp_path):
+    theta = TOY_PRIOR.sample(4000, seed=5)
+    restriction = inference.train_restriction(theta, toy_labels(theta), TOY_PRIOR, seed=0, epochs=30)
+    assert restriction.accuracy > 0.95
+    p = restriction.probability(np.array([[-2.0, 0.0], [2.0, 0.0]]), "spiking")
+    assert p[0] > 0.95 and p[1] < 0.05
+    # The toy flow relabelled: its first feature plays the CV, so x = (0.1, 0) is a tonic observation
+    # whose unrestricted posterior N((0.1, 0), 0.3²) straddles the boundary.
+    post = inference.Posterior(toy_posterior.estimator, TOY_PRIOR, toy_posterior.settings, ("cv_isi", "x2"), "toy",
+                               restriction=restriction)
+    x_obs = np.array([0.1, 0.0])
+    assert post.observed_class(x_obs).tolist() == ["spiking"]
+    plain = toy_posterior.sample(2000, x_obs, seed=1)
+    restricted = post.sample(2000, x_obs, seed=1)
+    assert 0.25 < np.mean(plain[:, 0] < 0) < 0.5
+    assert np.mean(restricted[:, 0] < 0) > 0.9
+    assert post.log_prob(np.array([[-0.5, 0.0]]), x_obs)[0] > post.log_prob(np.array([[0.7, 0.0]]), x_obs)[0]
+    # The restriction survives saving and loading.
+    loaded = inference.load_posterior(inference.save_posterior(tmp_path / "r.pt", post))
+    assert loaded.restriction is not None and loaded.restriction.accuracy == restriction.accuracy
+    np.testing.assert_array_equal(loaded.sample(300, x_obs, seed=2), post.sample(300, x_obs, seed=2))
+
+
+def test_train_restriction_needs_every_active_class():
+    theta = TOY_PRIOR.sample(100, seed=1)
+    with pytest.raises(ValueError, match="bursting"):
+        inference.train_restriction(theta, np.full(100, "spiking"), TOY_PRIOR)

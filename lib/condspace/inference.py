@@ -740,6 +740,8 @@ class EstimatorSettings:
         validation_fraction: Held out for early stopping.
         stop_after_epochs: Patience of early stopping.
         max_epochs: Upper bound on epochs (small in FAST mode).
+        class_restriction: Multiply the flow by P(observed class | θ) (:class:`ClassRestriction`,
+            trained by :func:`trained_posterior` on the same simulations).
     """
 
     model: str = "nsf"
@@ -753,6 +755,7 @@ class EstimatorSettings:
     validation_fraction: float = 0.1
     stop_after_epochs: int = 20
     max_epochs: int = 300
+    class_restriction: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in ("nsf", "maf"):
@@ -848,6 +851,86 @@ def _logistic_prior(d: int):
     return Independent(TransformedDistribution(base, [SigmoidTransform().inv]), 1)
 
 
+RESTRICTION_CLASSES = ("silent", "spiking", "bursting")
+
+
+def _mlp(d_in: int, hidden: int, layers: int, d_out: int):
+    import torch  # noqa: PLC0415
+
+    mods, width = [], d_in
+    for _ in range(layers):
+        mods += [torch.nn.Linear(width, hidden), torch.nn.ReLU()]
+        width = hidden
+    return torch.nn.Sequential(*mods, torch.nn.Linear(width, d_out))
+
+
+class ClassRestriction:
+    """P(activity class | θ), a small classifier that restricts a posterior to the observed class.
+
+    The class of a spike train (tonic or bursting, SCIENCE.md §5) is a function of its features,
+    so the true posterior of a tonic recording has no mass where the simulator bursts. A flow is
+    smooth and cannot represent that hard boundary; it spills mass across it. Multiplying q(θ | x)
+    by P(observed class | θ) removes the spill (the restriction idea of Deistler et al. 2022,
+    applied to the class instead of simulation validity). Trained on the same simulations.
+
+    Attributes:
+        net: MLP from θ scaled to [0, 1]^d to logits over :data:`RESTRICTION_CLASSES`.
+        prior: Gives the scaling.
+        hidden, layers: Architecture (stored to rebuild the net on loading).
+        accuracy: Validation accuracy (fraction of held-back draws classified correctly).
+    """
+
+    def __init__(self, net: Any, prior: Prior, hidden: int, layers: int, accuracy: float = float("nan")) -> None:
+        self.net, self.prior, self.hidden, self.layers, self.accuracy = net, prior, hidden, layers, accuracy
+
+    def probability(self, theta: Any, label: str) -> np.ndarray:
+        """P(label | θ) for θ (..., d); ``label`` is "spiking" or "bursting"."""
+        import torch  # noqa: PLC0415
+
+        theta = np.asarray(theta, dtype=float)
+        u = (theta - self.prior.low) / (self.prior.high - self.prior.low)
+        with torch.no_grad(), torch_threads(1):
+            logits = self.net(torch.as_tensor(u.reshape(-1, theta.shape[-1]), dtype=torch.float32))
+            prob = torch.softmax(logits, dim=-1)[:, RESTRICTION_CLASSES.index(label)].double().numpy()
+        return prob.reshape(theta.shape[:-1])
+
+
+def train_restriction(theta: Any, labels: Any, prior: Prior, *, seed: int = 0, hidden: int = 128, layers: int = 3,
+                      epochs: int = 60, batch_size: int = 512) -> ClassRestriction:
+    """Train :class:`ClassRestriction` on simulated (θ, class) pairs (invalid runs are ignored).
+
+    Raises:
+        ValueError: Fewer than 20 usable rows or a class missing from ``labels``.
+    """
+    import torch  # noqa: PLC0415
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    labels = np.asarray(labels).astype(str)
+    keep = np.isin(labels, RESTRICTION_CLASSES)
+    missing = [c for c in RESTRICTION_CLASSES[1:] if not np.any(labels[keep] == c)]
+    if keep.sum() < 20 or missing:
+        raise ValueError(f"train_restriction: need ≥ 20 simulations with every active class; got {int(keep.sum())}, "
+                         f"missing {missing}")
+    u = torch.as_tensor((theta[keep] - prior.low) / (prior.high - prior.low), dtype=torch.float32)
+    y = torch.as_tensor([RESTRICTION_CLASSES.index(c) for c in labels[keep]])
+    n_val = max(1, len(y) // 10)
+    with torch_threads(1), torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = _mlp(prior.dim, hidden, layers, len(RESTRICTION_CLASSES))
+        opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+        for _ in range(epochs):
+            perm = torch.randperm(len(y) - n_val) + n_val
+            for i in range(0, len(perm), batch_size):
+                b = perm[i:i + batch_size]
+                opt.zero_grad()
+                torch.nn.functional.cross_entropy(net(u[b]), y[b]).backward()
+                opt.step()
+        net.eval()
+        with torch.no_grad():
+            acc = float((net(u[:n_val]).argmax(1) == y[:n_val]).float().mean())
+    return ClassRestriction(net, prior, hidden, layers, acc)
+
+
 class Posterior:
     """An amortised posterior q(ḡ | x) over named conductances, in conductance units.
 
@@ -862,13 +945,40 @@ class Posterior:
     """
 
     def __init__(self, estimator: Any, prior: Prior, settings: EstimatorSettings,
-                 feature_names: Sequence[str], cell: str, info: Mapping[str, Any] | None = None) -> None:
+                 feature_names: Sequence[str], cell: str, info: Mapping[str, Any] | None = None,
+                 restriction: ClassRestriction | None = None) -> None:
         self.estimator = estimator
         self.prior = prior
         self.settings = settings
         self.feature_names = tuple(feature_names)
         self.cell = cell
         self.info = dict(info or {})
+        self.restriction = restriction
+        if restriction is not None and "cv_isi" not in self.feature_names:
+            raise ValueError("restriction: the features must include cv_isi to know the class of an observation")
+
+    def observed_class(self, x: Any) -> np.ndarray:
+        """(B,) activity class of observations (B, F) from their CV (SCIENCE.md §5: tonic if ≤ 0.15)."""
+        cv = np.atleast_2d(np.asarray(x, dtype=float))[:, self.feature_names.index("cv_isi")]
+        return np.where(cv <= _features.CV_THRESHOLD, "spiking", "bursting")
+
+    def weights(self, theta: Any, x: Any) -> np.ndarray:
+        """Acceptance weight in [0, 1] of samples θ (..., B, d) for observations x (B, F).
+
+        0 outside the prior box; inside, P(observed class | θ) with a restriction, else 1. The
+        posterior used everywhere is q(θ | x) × weight, normalised.
+        """
+        theta = np.asarray(theta, dtype=float)
+        w = np.all((theta >= self.prior.low) & (theta <= self.prior.high), axis=-1).astype(float)
+        if self.restriction is None:
+            return w
+        labels = self.observed_class(x)
+        if len(set(labels)) == 1:  # one class (or one observation broadcast over θ)
+            return w * self.restriction.probability(theta, labels[0])
+        for label in np.unique(labels):
+            cols = labels == label
+            w[..., cols] *= self.restriction.probability(theta[..., cols, :], label)
+        return w
 
     @property
     def protocol(self) -> Protocol:
@@ -895,10 +1005,12 @@ class Posterior:
             phi = self.estimator.sample((int(n),), condition=cond).double().numpy()
         return _from_unbounded(phi, self.prior, self.settings.transform)
 
-    def sample(self, n: int, x: Any, seed: int | None = None, max_tries: int = 100) -> np.ndarray:
+    def sample(self, n: int, x: Any, seed: int | None = None, max_tries: int = 200) -> np.ndarray:
         """(n, d) posterior samples for one observation ``x`` (F,), all inside the prior box.
 
-        With ``transform="none"`` samples outside the box are rejected (see :func:`leakage`).
+        Rejection sampling from the flow with acceptance :meth:`weights`: samples outside the box
+        (leakage, see :func:`leakage`) are dropped, and with a class restriction a sample is kept
+        with probability P(observed class | θ).
 
         Raises:
             RuntimeError: Rejection could not collect ``n`` samples in ``max_tries`` rounds.
@@ -913,14 +1025,15 @@ class Posterior:
                 torch.manual_seed(seed)
             kept, have = [], 0
             for _ in range(max_tries):
-                s = self._raw(max(n - have, 16) * (1 if self.settings.transform == "logit" else 2), cond)[:, 0]
-                s = s[self.prior.contains(s) & np.all(np.isfinite(s), axis=1)]
+                s = self._raw(max(2 * (n - have), 16), cond)[:, 0]
+                w = np.where(np.all(np.isfinite(s), axis=1), self.weights(s[:, None, :], x)[:, 0], 0.0)
+                s = s[torch.rand(len(s), dtype=torch.float64).numpy() < w]
                 kept.append(s)
                 have += len(s)
                 if have >= n:
                     return np.concatenate(kept)[:n]
-        raise RuntimeError(f"sample: fewer than {n} of the samples fell inside the prior box after {max_tries} "
-                           "rounds; the posterior leaks almost all its mass (retrain, or use transform='logit')")
+        raise RuntimeError(f"sample: fewer than {n} samples accepted after {max_tries} rounds; the flow puts almost "
+                           "no mass inside the prior box on the observed class (retrain, or check the observation)")
 
     def sample_batched(self, n: int, x: Any, seed: int | None = None) -> np.ndarray:
         """(n, B, d) raw samples for B observations (B, F) at once; may leave the box if untransformed."""
@@ -933,7 +1046,10 @@ class Posterior:
             return self._raw(n, cond)
 
     def log_prob(self, theta: Any, x: Any) -> np.ndarray:
-        """log q(θ | x) in θ units (Jacobian of the transform included); −inf outside the box.
+        """log q(θ | x) + log weight(θ, x) in θ units (Jacobian of the transform included).
+
+        −inf outside the box. Unnormalised per observation (the normaliser of the truncation and
+        restriction is a constant in θ, irrelevant to density comparisons such as HPD ranks).
 
         Args:
             theta: (..., B, d) or (B, d) parameters.
@@ -948,7 +1064,8 @@ class Posterior:
         with torch.no_grad(), torch_threads(1):
             lp = self.estimator.log_prob(torch.as_tensor(phi, dtype=torch.float32), condition=cond).double().numpy()
         lp = lp.reshape(inside.shape) + _log_jacobian(theta, self.prior, self.settings.transform)
-        return np.where(inside, lp, -np.inf)
+        with np.errstate(divide="ignore"):
+            return np.where(inside, lp + np.log(self.weights(theta, x)), -np.inf)
 
     def frame(self, theta: Any) -> pd.DataFrame:
         """Samples as a DataFrame, one column per conductance."""
@@ -1060,6 +1177,10 @@ def save_posterior(path: str | Path, posterior: Posterior) -> Path:
         "cell": posterior.cell,
         "info": _plain(posterior.info),
         "versions": versions(),
+        "restriction": None if posterior.restriction is None else {
+            "state_dict": {k: v.detach().cpu().clone() for k, v in posterior.restriction.net.state_dict().items()},
+            "hidden": posterior.restriction.hidden, "layers": posterior.restriction.layers,
+            "accuracy": float(posterior.restriction.accuracy)},
     }
     return atomic_write(path, lambda fh: torch.save(blob, fh))
 
@@ -1090,7 +1211,17 @@ def load_posterior(path: str | Path) -> Posterior:
     except RuntimeError as err:
         raise ValueError(f"posterior file {path}: the saved weights do not fit the saved settings ({err})") from err
     estimator.eval()
-    return Posterior(estimator, prior, settings, names, blob["cell"], blob.get("info", {}))
+    restriction = None
+    if blob.get("restriction") is not None:
+        r = blob["restriction"]
+        net = _mlp(prior.dim, int(r["hidden"]), int(r["layers"]), len(RESTRICTION_CLASSES))
+        try:
+            net.load_state_dict(r["state_dict"], strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"posterior file {path}: the saved restriction does not fit its settings ({err})") from err
+        net.eval()
+        restriction = ClassRestriction(net, prior, int(r["hidden"]), int(r["layers"]), float(r["accuracy"]))
+    return Posterior(estimator, prior, settings, names, blob["cell"], blob.get("info", {}), restriction)
 
 
 def trained_posterior(cell: str | CellType, n: int, *, settings: EstimatorSettings | None = None,
@@ -1124,6 +1255,11 @@ def trained_posterior(cell: str | CellType, n: int, *, settings: EstimatorSettin
     info = {"protocol": asdict(protocol), "training_key": ts.key, "training": ts.info, "key": key, "cached": False}
     post = train(ts.theta[ts.valid], ts.x[ts.valid], prior, settings=settings, seed=seed, cell=cell.name,
                  info=info, progress=progress)
+    if settings.class_restriction:
+        t0 = time.perf_counter()
+        post.restriction = train_restriction(ts.theta, ts.labels, prior, seed=seed)
+        post.info.update({"restriction_accuracy": post.restriction.accuracy,
+                          "restriction_train_s": time.perf_counter() - t0})
     if use_cache:
         save_posterior(path, post)
     return post, ts
@@ -1266,9 +1402,10 @@ def hpd_ranks(posterior: Posterior, theta_test: Any, x_test: Any, n_samples: int
     θ_true lies in the α-highest-posterior-density region exactly when its rank is < α, so for a
     calibrated posterior the ranks are uniform on [0, 1] (joint-HPD expected coverage; Hermans et
     al. 2022). Densities are compared in θ units. The posterior evaluated is the one that is used:
-    restricted to the prior box (samples outside it, the leakage, are discarded before ranking;
-    :func:`leakage` reports them). Counting them would inflate the coverage, since a leaked
-    sample is never denser than a θ_true inside the box.
+    the flow restricted to the prior box (and to the observed class, with a restriction), i.e.
+    raw flow samples weighted by :meth:`Posterior.weights` (importance form of the rejection in
+    :meth:`Posterior.sample`). Counting leaked samples would inflate the coverage, since a leaked
+    sample is never denser than a θ_true inside the box; :func:`leakage` reports them instead.
     """
     theta_test = np.atleast_2d(np.asarray(theta_test, dtype=float))
     x_test = np.atleast_2d(np.asarray(x_test, dtype=float))
@@ -1278,12 +1415,12 @@ def hpd_ranks(posterior: Posterior, theta_test: Any, x_test: Any, n_samples: int
     ranks = np.empty(theta_test.shape[0])
     for i, s in enumerate(range(0, theta_test.shape[0], batch)):
         th, xx = theta_test[s:s + batch], x_test[s:s + batch]
-        samp = posterior.sample_batched(n_samples, xx, seed=seed + i)  # (n, B, d)
-        lp_s = posterior.log_prob(samp, xx)  # (n, B), −inf outside the box
+        samp = posterior.sample_batched(n_samples, xx, seed=seed + i)  # (n, B, d) raw flow samples
+        w = posterior.weights(samp, xx)  # (n, B): 0 outside the box, P(class | θ) with a restriction
+        lp_s = posterior.log_prob(samp, xx)  # (n, B)
         lp_t = posterior.log_prob(th, xx)  # (B,)
-        inside = np.isfinite(lp_s)
         with np.errstate(invalid="ignore"):
-            ranks[s:s + batch] = np.sum((lp_s > lp_t[None, :]) & inside, axis=0) / np.sum(inside, axis=0)
+            ranks[s:s + batch] = np.sum(w * (lp_s > lp_t[None, :]), axis=0) / np.sum(w, axis=0)
     return ranks
 
 
@@ -1341,11 +1478,11 @@ def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | No
 
 
 __all__ = [
-    "CloudDistance", "EstimatorSettings", "FEATURE_VERSION", "Posterior", "PredictiveCheck", "Prior", "Protocol",
-    "STANDARD_BUDGET", "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet", "atomic_write",
-    "cache_key", "cached_simulations", "conductances", "default_cache_dir", "expected_coverage",
-    "feature_cloud_distance", "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set",
-    "make_prior", "observe", "predictive_check", "reproduces", "save_posterior", "save_training_set",
-    "simulate_features", "standard_settings", "summary_features", "summary_frame", "synthetic_recordings",
-    "torch_threads", "train", "trained_posterior", "versions",
+    "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION", "Posterior", "PredictiveCheck",
+    "Prior", "Protocol", "STANDARD_BUDGET", "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet",
+    "atomic_write", "cache_key", "cached_simulations", "conductances", "default_cache_dir", "expected_coverage",
+    "feature_cloud_distance", "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set", "make_prior",
+    "observe", "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
+    "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads", "train",
+    "train_restriction", "trained_posterior", "versions",
 ]
