@@ -25,6 +25,7 @@ import platform
 import time
 
 import numpy as np
+
 from condspace import cells
 from condspace.dics import BISECT_TOL, SCAN_START, SCAN_STEP, SCAN_STOP, dics, dics_at_threshold, sensitivity
 from condspace.populations import compensate, spiking_population

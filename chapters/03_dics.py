@@ -46,9 +46,10 @@ N_PER_POINT = 16  # neurons simulated per grid point (full mode)
 N_PER_POINT_FAST = 6  # neurons simulated per grid point (FAST mode)
 
 # %%
-import condspace
 import numpy as np
 import pandas as pd
+
+import condspace
 from condspace import cells, dics, features, plotting, populations, resolve, simulate
 
 # %%

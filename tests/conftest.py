@@ -14,6 +14,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
+
 from condspace.backend import gpu_available  # noqa: E402
 
 MARKERS = {

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import cells, features, recordings, simulate
 from condspace.__main__ import COMMANDS, build_parser, main
 

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import cells, dics
 from condspace.__main__ import COMMANDS, main
 from condspace.populations import spiking_population

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import cells
 from condspace.dics import (
     dics,

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import features
 
 BURST_FEATURES = ["n_bursts", "spikes_per_burst", "burst_duration_ms", "intraburst_freq_hz", "burst_period_ms",

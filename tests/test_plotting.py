@@ -7,9 +7,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import same_color
+
 from condspace import plotting
 from condspace.plotting import CLASS_COLORS, DIC_COLORS
-from matplotlib.colors import same_color
 
 
 @pytest.fixture(autouse=True)

@@ -15,6 +15,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from condspace import cells
 from condspace.dics import dics
 from condspace.populations import (

@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+
 from condspace import features, recordings
 
 

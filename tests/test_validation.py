@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from condspace import cells, features, simulate
 from condspace.populations import modulate, spiking_population
 

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pandas as pd
+
 from condspace import cells, features, simulate
 from condspace.populations import modulate, spiking_population
 
