@@ -1004,7 +1004,7 @@ class Posterior:
         if not np.all(np.isfinite(x)):
             raise ValueError("x: the observation has non-finite features; silent or invalid trains (< 3 spikes) "
                              "cannot be inferred (they were excluded from training)")
-        return torch.as_tensor(x, dtype=torch.float32)  # float32 only at the torch boundary
+        return torch.tensor(x, dtype=torch.float32)  # a float32 copy, only at the torch boundary
 
     def _raw(self, n: int, cond) -> np.ndarray:
         """(n, B, d) samples of the estimator in θ units (no rejection)."""
