@@ -26,6 +26,10 @@ pytestmark = pytest.mark.gpu
 N_RANDOM = 2000  # neurons drawn from each cell's box
 RANDOM_PROTOCOL = {"t_max": 1500.0, "transient": 500.0}  # ms
 NOISE = {"t_max": 1500.0, "transient": 500.0, "noise_std": 1.0, "seed": 5}
+# Relative perturbations of ḡ that probe which box neurons are sensitive to rounding: their spike
+# count over RANDOM_PROTOCOL changes on NumPy itself when ḡ moves by 1e-13 relative (measured for
+# STG seed 1: 73 of 2,000 neurons, counts off by up to 18; irregular firing amplifies any ulp).
+PERTURBATIONS = (1e-13, -1e-13)
 
 
 def _box_population(cell, n: int, seed: int) -> np.ndarray:
@@ -66,6 +70,9 @@ def numpy_reference():
             for i, part in enumerate(np.array_split(g, workers)):
                 jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", method="exact",
                                                       **RANDOM_PROTOCOL)
+                for p, eps in enumerate(PERTURBATIONS):
+                    jobs[name, f"random_perturbed{p}", i] = pool.submit(
+                        simulate, name, part * (1.0 + eps), backend="numpy", method="exact", **RANDOM_PROTOCOL)
         jobs["stg", "noise", 0] = pool.submit(simulate, "stg", _examples(cells.get("stg")), backend="numpy",
                                               method="exact", **NOISE)
         done = {key: fut.result() for key, fut in jobs.items()}
@@ -95,15 +102,32 @@ def test_published_examples_same_spike_counts(numpy_reference, name):
 
 @pytest.mark.parametrize("name", ["stg", "da"])
 def test_random_population_spike_counts(numpy_reference, name):
-    """2,000 neurons from the box, several chunks: ≥ 99 % identical counts, the rest within ±1."""
+    """2,000 neurons from the box, several chunks: the GPU agrees with NumPy wherever NumPy agrees with itself.
+
+    CUDA's ``exp`` differs from NumPy's by an ulp now and then; irregular neurons amplify that into a
+    different spike count, exactly as they amplify a 1e-13 relative change of ḡ on NumPy (see
+    PERTURBATIONS). So: among neurons whose NumPy count is unchanged by both perturbations,
+    ≥ 99 % identical counts; over all neurons, at least NumPy's own agreement with its perturbed
+    runs, less 1 %. Two perturbations do not find every sensitive neuron: on an H100 (2026-11-26)
+    STG gave 1,883 of 1,897 robust neurons identical, 11 off by 1 and 3 off by 2; overall 0.9640
+    against NumPy's own 0.9605; DA 2,000 of 2,000 identical.
+    """
     ref = numpy_reference[name, "random"]
+    perturbed = [numpy_reference[name, f"random_perturbed{p}"] for p in range(len(PERTURBATIONS))]
     g = _box_population(cells.get(name), N_RANDOM, seed=1)
     res = simulate(name, g, backend="cupy", method="exact", chunk_size=700, **RANDOM_PROTOCOL)
     np.testing.assert_array_equal(res.ok, ref.ok)
-    diff = np.abs(res.n_spikes - ref.n_spikes)
-    assert np.mean(diff == 0) >= 0.99, f"{np.mean(diff == 0):.4f} identical; differences {np.bincount(diff)}"
-    assert diff.max() <= 1, f"largest spike-count difference {diff.max()} at neurons {np.flatnonzero(diff > 1)}"
     assert len(np.unique(ref.n_spikes)) > 10  # a varied population, not 2,000 silent cells
+    robust = np.logical_and.reduce([p.n_spikes == ref.n_spikes for p in perturbed])
+    self_agreement = min(np.mean(p.n_spikes == ref.n_spikes) for p in perturbed)
+    diff = np.abs(res.n_spikes - ref.n_spikes)
+    report = (f"{name}: {robust.sum()} of {robust.size} neurons robust to the perturbations; GPU identical "
+              f"{np.mean(diff[robust] == 0):.4f} of those, {np.mean(diff == 0):.4f} overall (NumPy vs perturbed "
+              f"NumPy: {self_agreement:.4f}); differences among robust {np.bincount(diff[robust])}, among "
+              f"sensitive {np.bincount(diff[~robust]) if (~robust).any() else []}")
+    print(report)
+    assert np.mean(diff[robust] == 0) >= 0.99, report
+    assert np.mean(diff == 0) >= self_agreement - 0.01, report
 
 
 def test_noise_same_spike_counts(numpy_reference):
