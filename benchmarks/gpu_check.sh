@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# GPU check of the fused CUDA kernel (condspace._codegen / condspace._cuda):
-#   1. the gpu-marked tests (CuPy against NumPy, tests/test_gpu.py),
-#   2. the GPU throughput benchmark (benchmarks/simulate_gpu.py), a markdown table.
-# Meant to finish in well under 8 minutes on one H100 (each step has its own time limit).
+# GPU check of the CuPy paths, in one go:
+#   1. the gpu-marked tests: the fused CUDA kernel against NumPy (tests/test_gpu.py) and the DIC
+#      engine on CuPy against NumPy (tests/test_dics.py),
+#   2. the simulation throughput benchmark (benchmarks/simulate_gpu.py), a markdown table,
+#   3. V_th + DICs of 10^6 STG vectors on CuPy against NumPy (benchmarks/dics_gpu.py), a table.
+# Meant to finish in well under 8 minutes on one H100. Each step has its own time limit, and a
+# failing step does not stop the later ones (the exit status says whether any failed).
 #
 # Needs a CUDA device and CuPy in the Python that runs it: the project's `gpu` extra,
 # `pip install -e '.[gpu]'` (cupy-cuda12x). A GPU machine without internet cannot install it: build
@@ -10,7 +13,7 @@
 #
 # Usage: benchmarks/gpu_check.sh            (uses .venv/bin/python if present, else python3)
 #        PY=/path/to/python benchmarks/gpu_check.sh
-set -euo pipefail
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ -z "${PY:-}" ]]; then
@@ -38,12 +41,15 @@ echo "== device"
 "$PY" -c "from condspace import resolve; import cupy; print(resolve('cupy').describe(), '| CuPy', cupy.__version__, \
 '| CUDA runtime', cupy.cuda.runtime.runtimeGetVersion())"
 
-echo "== tests/test_gpu.py (CuPy against NumPy)"
-t0=$SECONDS
-timeout 330 "$PY" -m pytest -m gpu tests/test_gpu.py -q -p no:cacheprovider
-echo "(tests: $((SECONDS - t0)) s)"
-
-echo "== benchmarks/simulate_gpu.py"
-t0=$SECONDS
-timeout 120 "$PY" benchmarks/simulate_gpu.py
-echo "(benchmark: $((SECONDS - t0)) s)"
+status=0
+step() {  # step NAME SECONDS CMD...: run with a time limit, report the wall time, remember a failure
+  local name=$1 limit=$2 t0=$SECONDS
+  shift 2
+  echo "== $name"
+  timeout "$limit" "$@" || { echo "!! $name failed (exit $?)"; status=1; }
+  echo "($name: $((SECONDS - t0)) s)"
+}
+step "gpu tests (CuPy against NumPy)" 330 "$PY" -m pytest -m gpu tests/test_dics.py tests/test_gpu.py -q -s -p no:cacheprovider
+step "benchmarks/simulate_gpu.py" 120 "$PY" benchmarks/simulate_gpu.py
+step "benchmarks/dics_gpu.py" 120 "$PY" benchmarks/dics_gpu.py
+exit $status
