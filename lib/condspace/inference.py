@@ -11,8 +11,10 @@ package, Tejero-Cantero et al. 2020) as applied to the STG neuron by Gonçalves 
 4. :func:`training_set`: prior draws and their features, cached on disk under a hash of
    everything that determines them (:func:`cache_key`), written atomically, verified on load.
 5. :func:`train`: a neural spline flow q(ḡ | x) (``sbi`` NPE) → :class:`Posterior`, which
-   samples and evaluates densities in conductance units; :func:`save_posterior` /
-   :func:`load_posterior` keep it as plain tensors (no pickles).
+   samples and evaluates densities in conductance units, restricted to the prior box and (with
+   :func:`train_restriction`) to the observed activity class; :func:`trained_posterior` does
+   it all with caching; :func:`save_posterior` / :func:`load_posterior` keep a posterior as
+   plain tensors (no pickles).
 6. Checks: :func:`predictive_check` (simulated posterior samples reproduce the observation),
    :func:`expected_coverage` (joint-HPD calibration on held-out simulations), :func:`leakage`,
    :func:`feature_cloud_distance` (is the observation inside the simulated feature cloud?).
