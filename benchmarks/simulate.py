@@ -3,7 +3,9 @@
 Prints neuron-seconds of biological time per CPU-second (time.process_time) and per wall
 second for STG populations drawn from the literature box (dt 0.05 ms, float64), and for
 SciPy ``solve_ivp`` (BDF, rtol 1e-2 — the loosest setting in common use) on a few of the same
-neurons, all in this one process, with the ratio.
+neurons, all in this one process, with the ratio. The condspace rows run in one process
+(``workers=1``); one more row runs the largest population on every core (``workers``), where only
+wall time counts (the CPU time of worker processes is not this process's).
 
 Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 1000] [--sizes 1000 10000] [--backend numpy]
 """
@@ -11,6 +13,7 @@ Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 1000] [--sizes 1000 1000
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -53,9 +56,17 @@ def main() -> None:
         g = literature_population(n)
         simulate("stg", g[:8], t_max=20.0, transient=0.0, backend=be, progress=False)  # warm-up
         cpu, wall = measure(lambda g=g: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
-                                                 method=args.method, progress=False))
+                                                 method=args.method, progress=False, workers=1))
         bio = n * args.t_bio / 1000.0
         rows.append((f"condspace {be.name} N={n}", bio / cpu, bio / wall))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if be.name == "numpy" and cores > 1:
+        n = max(args.sizes)
+        g = literature_population(n)
+        _, wall = measure(lambda: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
+                                           method=args.method, progress=False, workers=cores))
+        bio = n * args.t_bio / 1000.0
+        rows.append((f"condspace {be.name} N={n}, {cores} worker processes", float("nan"), bio / wall))
     if not args.no_baseline:
         g = literature_population(args.baseline_neurons)
         cpu, wall = measure(lambda: [simulate_scipy("stg", row, t_max=args.t_bio, transient=0.0, method="BDF",
@@ -66,7 +77,7 @@ def main() -> None:
     print(f"| {'run':45s} | neuron-s / CPU-s | neuron-s / wall-s | ratio vs SciPy |")
     print(f"|{'-' * 47}|------------------|-------------------|----------------|")
     for name, per_cpu, per_wall in rows:
-        ratio = f"{per_cpu / base:14.0f}" if base else f"{'-':>14s}"
+        ratio = f"{per_cpu / base:14.0f}" if base and per_cpu == per_cpu else f"{'-':>14s}"
         print(f"| {name:45s} | {per_cpu:16.1f} | {per_wall:17.1f} | {ratio} |")
 
 

@@ -113,6 +113,36 @@ def test_chunking_does_not_change_results():
         np.testing.assert_array_equal(sa, sb)
 
 
+def test_worker_processes_give_identical_results():
+    """Chunks integrated in forked workers: same spikes, flags and traces as one process (noise included)."""
+    rng = np.random.default_rng(4)
+    g = np.repeat(_matrix(STG), 4, axis=0) * rng.uniform(0.9, 1.1, (20, 8))
+    current = np.zeros(20)
+    current[13] = 1e6  # one neuron blows up: flagged in whichever worker integrates it
+    kw = dict(t_max=500.0, transient=100.0, backend="numpy", noise_std=0.5, seed=11, current=current,
+              record={"neurons": [2, 9, 17], "interval": 1.0}, chunk_size=6)
+    one = simulate(STG, g, workers=1, **kw)
+    two = simulate(STG, g, workers=2, **kw)
+    assert two.metadata["workers"] == 2 and one.metadata["workers"] == 1
+    np.testing.assert_array_equal(one.ok, two.ok)
+    assert not one.ok[13] and one.ok.sum() == 19
+    for sa, sb in zip(one.spike_times, two.spike_times, strict=True):
+        np.testing.assert_array_equal(sa, sb)
+    np.testing.assert_array_equal(one.traces["V"], two.traces["V"])
+    assert sum(len(s) for s in one.spike_times) > 50
+
+
+def test_workers_argument_and_environment_are_checked(monkeypatch):
+    g = _matrix(STG)[:1]
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        simulate(STG, g, t_max=10.0, transient=0.0, backend="numpy", workers=0)
+    monkeypatch.setenv("CONDSPACE_WORKERS", "two")
+    with pytest.raises(ValueError, match="CONDSPACE_WORKERS must be a positive integer"):
+        simulate(STG, g, t_max=10.0, transient=0.0, backend="numpy")
+    monkeypatch.setenv("CONDSPACE_WORKERS", "1")
+    assert simulate(STG, g, t_max=10.0, transient=0.0, backend="numpy").metadata["workers"] == 1
+
+
 # ----- published activity --------------------------------------------------------------------------
 @pytest.mark.parametrize("label", list(STG_PUBLISHED))
 def test_published_stg_sets_have_their_stated_activity(published, label):

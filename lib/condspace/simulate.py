@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,7 @@ MAX_DT = 1.0  # ms: above this, exponential Euler still runs but spike shapes (�
 NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md §5: 4th-order Butterworth low-pass at 1 kHz
 NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
 CHECK_EVERY = 200  # steps between checks for numerical blow-ups
+PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes cost more than they save
 
 
 @dataclass
@@ -222,6 +225,7 @@ def simulate(
     method: str = "table",
     chunk_size: int | None = None,
     progress: bool | None = None,
+    workers: int | None = None,
 ) -> SimulationResult:
     """Simulate a population of neurons of one cell type, all at once.
 
@@ -245,6 +249,10 @@ def simulate(
         chunk_size: Neurons integrated together (bounds memory); default 16384 on NumPy.
         progress: Show a progress bar; ``None`` shows it for runs expected to take over ~5 s
             (never when the environment variable ``CONDSPACE_QUIET`` is set).
+        workers: NumPy only: processes that integrate chunks of the population side by side (the
+            results are identical to one process, noise included). ``None``: the environment
+            variable ``CONDSPACE_WORKERS`` if set, else every available core for runs of more
+            than 2·10⁸ neuron-steps (one process for smaller runs and inside worker processes).
 
     Returns:
         A :class:`SimulationResult`.
@@ -277,7 +285,9 @@ def simulate(
                              noise_std=noise_std, seed=seed, be=be, rec=rec, chunk_size=chunk_size,
                              progress=progress, method=method)
     # --- end GPU branch ---
-    engine = Engine(cell, dt, be.xp, be.dtype, method)
+    workers = _worker_count(workers, n * n_steps)
+    if workers > 1:
+        chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker
     if progress is None:
         progress = n * n_steps > 1.5e8 and not os.environ.get("CONDSPACE_QUIET")
     bar = _progress_bar(progress, n * n_steps, cell.name)
@@ -289,17 +299,18 @@ def simulate(
     if rec is not None:
         n_samples = n_steps // rec[1] + 1
         trace_store = np.empty((len(rec[0]), n_samples))
-    for start in range(0, n, chunk_size):
-        stop = min(n, start + chunk_size)
-        noise = _Noise(noise_std, dt, seed, start, stop - start) if noise_std > 0 else None
-        rec_chunk = None
-        if rec is not None:
-            sel = (rec[0] >= start) & (rec[0] < stop)
-            rec_chunk = (np.flatnonzero(sel), rec[0][sel] - start, rec[1])
-        sp, ok_c = _run_chunk(engine, be, gmat[start:stop], cur[start:stop], n_steps, dt, transient,
-                              noise, rec_chunk, trace_store, bar)
+    job = _Job(cell, be, method, gmat, cur, n_steps, dt, transient, noise_std, seed, rec)
+    bounds = [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)]
+    if workers > 1 and len(bounds) > 1:
+        results = _run_parallel(job, bounds, workers, bar)
+    else:
+        engine = Engine(cell, dt, be.xp, be.dtype, method)
+        results = ((start, stop, job.run(start, stop, engine, bar)) for start, stop in bounds)
+    for start, stop, (sp, ok_c, rows, traces_c) in results:
         spikes[start:stop] = sp
         ok[start:stop] = ok_c
+        if rows is not None:
+            trace_store[rows] = traces_c
     if bar is not None:
         bar.close()
     traces = None
@@ -308,8 +319,85 @@ def simulate(
         traces = {"t": np.arange(trace_store.shape[1]) * every * dt, "V": trace_store, "neurons": rec[0]}
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": np.dtype(be.dtype).name, "method": method,
-            "n_neurons": n, "noise_std": noise_std, "seed": seed, "wall_s": time.perf_counter() - t0}
+            "n_neurons": n, "noise_std": noise_std, "seed": seed, "workers": workers,
+            "wall_s": time.perf_counter() - t0}
     return SimulationResult(spikes, ok, traces, meta)
+
+
+@dataclass
+class _Job:
+    """Everything a chunk of one simulate() call needs; a chunk is integrated by :meth:`run`."""
+
+    cell: CellType
+    be: Backend
+    method: str
+    gmat: np.ndarray
+    cur: np.ndarray
+    n_steps: int
+    dt: float
+    transient: float
+    noise_std: float
+    seed: int | None
+    rec: tuple[np.ndarray, int] | None
+
+    def run(self, start: int, stop: int, engine: Engine | None = None, bar: Any = None) -> tuple:
+        """Integrate neurons start..stop-1 → (spike lists, ok, recorded rows or None, their traces)."""
+        engine = engine or Engine(self.cell, self.dt, self.be.xp, self.be.dtype, self.method)
+        noise = _Noise(self.noise_std, self.dt, self.seed, start, stop - start) if self.noise_std > 0 else None
+        rec_chunk, rows, store = None, None, None
+        if self.rec is not None:
+            sel = (self.rec[0] >= start) & (self.rec[0] < stop)
+            rows = np.flatnonzero(sel)
+            store = np.empty((rows.size, self.n_steps // self.rec[1] + 1))
+            rec_chunk = (np.arange(rows.size), self.rec[0][sel] - start, self.rec[1])
+        sp, ok = _run_chunk(engine, self.be, self.gmat[start:stop], self.cur[start:stop], self.n_steps, self.dt,
+                            self.transient, noise, rec_chunk, store, bar)
+        return sp, ok, rows, store
+
+
+_PARALLEL_JOB: _Job | None = None  # the job forked worker processes inherit (cells hold lambdas: no pickling)
+
+
+def _run_chunk_in_worker(start: int, stop: int) -> tuple:
+    os.environ["CONDSPACE_WORKERS"] = "1"  # a worker never starts workers of its own
+    return _PARALLEL_JOB.run(start, stop)
+
+
+def _worker_count(workers: int | None, work: float) -> int:
+    """Processes for a NumPy run of ``work`` neuron-steps (see ``simulate(workers=...)``)."""
+    if workers is None:
+        env = os.environ.get("CONDSPACE_WORKERS", "").strip()
+        if env:
+            try:
+                workers = int(env)
+            except ValueError:
+                raise ValueError(f"CONDSPACE_WORKERS must be a positive integer, got {env!r}") from None
+        elif work < PARALLEL_MIN_WORK or multiprocessing.parent_process() is not None:
+            workers = 1
+        else:
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if int(workers) != workers or workers < 1:
+        raise ValueError(f"workers must be a positive integer (or None for automatic), got {workers!r}")
+    if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+        return 1  # spawned workers could not rebuild user-registered cells; stay in one process
+    return int(workers)
+
+
+def _run_parallel(job: _Job, bounds: list[tuple[int, int]], workers: int, bar: Any):
+    """Yield (start, stop, result) of every chunk, integrated by forked worker processes."""
+    global _PARALLEL_JOB
+    _PARALLEL_JOB = job
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(bounds)), mp_context=ctx) as pool:
+            futures = {pool.submit(_run_chunk_in_worker, a, b): (a, b) for a, b in bounds}
+            for fut in as_completed(futures):
+                a, b = futures[fut]
+                if bar is not None:
+                    bar.update((b - a) * job.n_steps)
+                yield a, b, fut.result()
+    finally:
+        _PARALLEL_JOB = None
 
 
 def _progress_bar(show: bool, total: float, name: str):
