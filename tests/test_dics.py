@@ -319,6 +319,20 @@ def test_threshold_of_da_examples_is_a_crossing():
     assert np.all(dics(DA, G, vth - 1e-6).sum(axis=-1) > 0) and np.all(dics(DA, G, vth + 1e-6).sum(axis=-1) <= 0)
 
 
+def test_worker_processes_give_identical_thresholds_and_dics():
+    rng = np.random.default_rng(12)
+    lo, hi = np.array([STG.box[n] for n in STG.conductance_names]).T
+    G = rng.uniform(lo, hi, (3000, 8))
+    G[:, -1] = rng.uniform(0.005, 0.02, 3000)
+    one = dics_at_threshold(STG, G, workers=1, chunk=700)
+    two = dics_at_threshold(STG, G, workers=2, chunk=700)
+    pd.testing.assert_frame_equal(one, two)  # bit-identical, NaN rows included
+    assert one["V_th"].isna().any() and one["V_th"].notna().sum() > 2500
+    np.testing.assert_array_equal(threshold(STG, G, workers=2, chunk=700), one["V_th"].to_numpy())
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        threshold(STG, G[:5], workers=0)
+
+
 def test_default_scan_grid_agrees_with_a_much_finer_one():
     rng = np.random.default_rng(11)
     lo, hi = np.array([STG.box[n] for n in STG.conductance_names]).T

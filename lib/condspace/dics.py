@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 
 from condspace import cells as _cells
+from condspace._parallel import run_chunks, worker_count
 from condspace.backend import Backend, resolve
 from condspace.channels import CellType, Gate, KineticScheme
 from condspace.kinetics import scheme_steady_state
@@ -688,7 +689,8 @@ def dics(cell: CellType | str, g: Any, V: Any, normalize: bool = True, xp: Any =
 
 
 def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: float = SCAN_STOP,
-              step: float = SCAN_STEP, tol: float = BISECT_TOL, xp: Any = np, chunk: int | None = None) -> Any:
+              step: float = SCAN_STEP, tol: float = BISECT_TOL, xp: Any = np, chunk: int | None = None,
+              workers: int | None = None) -> Any:
     """Threshold voltage V_th of many neurons (Drion et al. 2015).
 
     V_th is the first voltage, scanning upward from ``start``, where g_in = g_f + g_s + g_u (the
@@ -708,6 +710,9 @@ def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: 
         tol: Width of the final bracket (mV).
         xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
         chunk: Neurons scanned together; default 32,768 with NumPy, 2^20 on a GPU (fewer, larger launches).
+        workers: NumPy only: processes scanning chunks side by side (identical results); ``None``:
+            ``$CONDSPACE_WORKERS`` if set, else every available core from
+            :data:`PARALLEL_MIN_VECTORS` neurons on.
 
     Returns:
         (N,) V_th in mV; NaN where g_in has no positive-to-non-positive crossing on the grid.
@@ -715,37 +720,67 @@ def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: 
     plan = _plan(cell)
     xp = array_module(xp)
     G = _conductances(plan, g, xp)
-    if not (step > 0 and stop > start and tol > 0):
-        raise ValueError(f"threshold: need step > 0, stop > start and tol > 0 (got start={start}, stop={stop}, "
-                         f"step={step}, tol={tol})")
-    n_pts = int(np.floor((stop - start) / step + 1e-9)) + 1
-    grid = _Grid(plan, xp, start + step * xp.arange(n_pts, dtype=float))
-    N = G.shape[0]
-    chunk = int(chunk) if chunk else (1 << 15 if xp is np else 1 << 20)
-    out = xp.full(N, xp.nan)
-    block = max(4, int(round(2.0 / step)))  # ~2 mV of grid per pass, then neurons that crossed leave
-    # CPU: sub-blocks whose temporaries stay in cache; GPU: the whole chunk per kernel launch
-    sub = CPU_SUB_BLOCK if xp is np else chunk
-    for s in range(0, N, chunk):
-        Gs = G[s:s + chunk]
-        found, k_hi, f_lo, f_hi = _first_crossings(grid, Gs, block, sub=sub)
-        if not bool(found.any()):
-            continue
-        rows = xp.nonzero(found)[0]
-        b = grid.V[k_hi[rows]]
-        vth = _refine(plan, xp, Gs[rows], b - step, b, f_lo[rows], f_hi[rows], tol)
-        out[s + rows] = vth
+    scan = _Scan(plan, xp, start, stop, step, tol)
+    out = xp.full(G.shape[0], xp.nan)
+    for a, b, vth in _over_chunks(xp, G.shape[0], chunk, workers, lambda a, b: scan(G[a:b])):
+        out[a:b] = vth
     return out
 
 
-def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, **threshold_kw: Any) -> Any:
+PARALLEL_MIN_VECTORS = 100_000
+"""Conductance vectors from which :func:`threshold` and :func:`dics_at_threshold` use worker
+processes by default (below, forking and moving results cost more than they save)."""
+
+
+class _Scan:
+    """The threshold search of one grid, applied to chunks of neurons (see :func:`threshold`)."""
+
+    def __init__(self, plan: _Plan, xp: Any, start: float, stop: float, step: float, tol: float) -> None:
+        if not (step > 0 and stop > start and tol > 0):
+            raise ValueError(f"threshold: need step > 0, stop > start and tol > 0 (got start={start}, stop={stop}, "
+                             f"step={step}, tol={tol})")
+        n_pts = int(np.floor((stop - start) / step + 1e-9)) + 1
+        self.plan, self.xp, self.step, self.tol = plan, xp, step, tol
+        self.grid = _Grid(plan, xp, start + step * xp.arange(n_pts, dtype=float))
+        self.block = max(4, int(round(2.0 / step)))  # ~2 mV of grid per pass, then neurons that crossed leave
+
+    def __call__(self, G: Any) -> Any:
+        """(m,) V_th (mV, NaN where none) of the neurons G (m, n)."""
+        xp = self.xp
+        # CPU: sub-blocks whose temporaries stay in cache; GPU: the whole chunk per kernel launch
+        sub = CPU_SUB_BLOCK if xp is np else G.shape[0]
+        out = xp.full(G.shape[0], xp.nan)
+        found, k_hi, f_lo, f_hi = _first_crossings(self.grid, G, self.block, sub=sub)
+        if bool(found.any()):
+            rows = xp.nonzero(found)[0]
+            b = self.grid.V[k_hi[rows]]
+            out[rows] = _refine(self.plan, xp, G[rows], b - self.step, b, f_lo[rows], f_hi[rows], self.tol)
+        return out
+
+
+def _over_chunks(xp: Any, n: int, chunk: int | None, workers: int | None, job: Any) -> Any:
+    """Yield (start, stop, job(start, stop)) over chunks of n neurons, in worker processes where useful."""
+    chunk = int(chunk) if chunk else (1 << 15 if xp is np else 1 << 20)
+    if chunk < 1:
+        raise ValueError(f"chunk must be ≥ 1, got {chunk}")
+    workers = worker_count(workers, n, PARALLEL_MIN_VECTORS) if xp is np else 1
+    if workers > 1:  # at least a few chunks per worker, so that they finish together
+        chunk = max(1024, min(chunk, -(-n // (4 * workers))))
+    return run_chunks(job, [(a, min(n, a + chunk)) for a in range(0, n, chunk)], workers)
+
+
+def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, *, chunk: int | None = None,
+                      workers: int | None = None, **threshold_kw: Any) -> Any:
     """V_th and the DICs there, for many neurons.
 
     Args:
         cell: Cell type or registry name.
         g: Maximal conductances (mS/cm²), (N, n_channels).
         xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
-        **threshold_kw: Passed to :func:`threshold` (scan grid, tolerance).
+        chunk: Neurons per batch (see :func:`threshold`).
+        workers: Worker processes (NumPy; see :func:`threshold`).
+        **threshold_kw: Scan grid and tolerance, passed to :func:`threshold` (``start``, ``stop``,
+            ``step``, ``tol``).
 
     Returns:
         pandas DataFrame with N rows and columns ``V_th`` (mV), ``g_f``, ``g_s``, ``g_u``
@@ -756,11 +791,23 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, **threshold_kw
     plan = _plan(cell)
     xp = array_module(xp)
     G = _conductances(plan, g, xp)
-    vth = threshold(plan.cell, G, xp=xp, **threshold_kw)
-    d = xp.full((G.shape[0], 3), xp.nan)
-    ok = xp.nonzero(xp.isfinite(vth))[0]
-    if ok.shape[0]:
-        d[ok] = dics(plan.cell, G[ok], vth[ok], xp=xp)
+    kw = {"start": SCAN_START, "stop": SCAN_STOP, "step": SCAN_STEP, "tol": BISECT_TOL, **threshold_kw}
+    unknown = set(kw) - {"start", "stop", "step", "tol"}
+    if unknown:
+        raise TypeError(f"dics_at_threshold: unexpected keyword arguments {sorted(unknown)}")
+    scan = _Scan(plan, xp, **kw)
+
+    def job(a: int, b: int) -> tuple[Any, Any]:
+        vth = scan(G[a:b])
+        d = xp.full((b - a, 3), xp.nan)
+        ok = xp.nonzero(xp.isfinite(vth))[0]
+        if ok.shape[0]:
+            d[ok] = dics(plan.cell, G[a:b][ok], vth[ok], xp=xp)
+        return vth, d
+
+    vth, d = xp.full(G.shape[0], xp.nan), xp.full((G.shape[0], 3), xp.nan)
+    for a, b, (v, dd) in _over_chunks(xp, G.shape[0], chunk, workers, job):
+        vth[a:b], d[a:b] = v, dd
     to_np = (lambda a: a.get()) if hasattr(vth, "__cuda_array_interface__") else np.asarray
     vth, d = to_np(vth), to_np(d)
     return pd.DataFrame({"V_th": vth, "g_f": d[:, 0], "g_s": d[:, 1], "g_u": d[:, 2]})

@@ -8,11 +8,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from condspace import cells as _cells
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
+from condspace._parallel import run_chunks, worker_count
 from condspace.backend import Backend, resolve
 from condspace.channels import CellType
 
@@ -285,7 +284,7 @@ def simulate(
                              noise_std=noise_std, seed=seed, be=be, rec=rec, chunk_size=chunk_size,
                              progress=progress, method=method)
     # --- end GPU branch ---
-    workers = _worker_count(workers, n * n_steps)
+    workers = worker_count(workers, n * n_steps, PARALLEL_MIN_WORK)
     if workers > 1:
         chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker
     if progress is None:
@@ -302,7 +301,7 @@ def simulate(
     job = _Job(cell, be, method, gmat, cur, n_steps, dt, transient, noise_std, seed, rec)
     bounds = [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)]
     if workers > 1 and len(bounds) > 1:
-        results = _run_parallel(job, bounds, workers, bar)
+        results = _progress(run_chunks(job.run, bounds, workers), bar, n_steps)
     else:
         engine = Engine(cell, dt, be.xp, be.dtype, method)
         results = ((start, stop, job.run(start, stop, engine, bar)) for start, stop in bounds)
@@ -355,49 +354,12 @@ class _Job:
         return sp, ok, rows, store
 
 
-_PARALLEL_JOB: _Job | None = None  # the job forked worker processes inherit (cells hold lambdas: no pickling)
-
-
-def _run_chunk_in_worker(start: int, stop: int) -> tuple:
-    os.environ["CONDSPACE_WORKERS"] = "1"  # a worker never starts workers of its own
-    return _PARALLEL_JOB.run(start, stop)
-
-
-def _worker_count(workers: int | None, work: float) -> int:
-    """Processes for a NumPy run of ``work`` neuron-steps (see ``simulate(workers=...)``)."""
-    if workers is None:
-        env = os.environ.get("CONDSPACE_WORKERS", "").strip()
-        if env:
-            try:
-                workers = int(env)
-            except ValueError:
-                raise ValueError(f"CONDSPACE_WORKERS must be a positive integer, got {env!r}") from None
-        elif work < PARALLEL_MIN_WORK or multiprocessing.parent_process() is not None:
-            workers = 1
-        else:
-            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if int(workers) != workers or workers < 1:
-        raise ValueError(f"workers must be a positive integer (or None for automatic), got {workers!r}")
-    if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
-        return 1  # spawned workers could not rebuild user-registered cells; stay in one process
-    return int(workers)
-
-
-def _run_parallel(job: _Job, bounds: list[tuple[int, int]], workers: int, bar: Any):
-    """Yield (start, stop, result) of every chunk, integrated by forked worker processes."""
-    global _PARALLEL_JOB
-    _PARALLEL_JOB = job
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(bounds)), mp_context=ctx) as pool:
-            futures = {pool.submit(_run_chunk_in_worker, a, b): (a, b) for a, b in bounds}
-            for fut in as_completed(futures):
-                a, b = futures[fut]
-                if bar is not None:
-                    bar.update((b - a) * job.n_steps)
-                yield a, b, fut.result()
-    finally:
-        _PARALLEL_JOB = None
+def _progress(results, bar: Any, n_steps: int):
+    """Pass chunk results through, advancing the progress bar as each chunk completes."""
+    for start, stop, out in results:
+        if bar is not None:
+            bar.update((stop - start) * n_steps)
+        yield start, stop, out
 
 
 def _progress_bar(show: bool, total: float, name: str):
