@@ -3,7 +3,8 @@
 Prints one table: wall and CPU seconds (``time.process_time``) of
 
 1. V_th and the DICs at V_th of 10^6 STG conductance vectors (a compensated spiking population,
-   and uniform draws from the literature box), vectorised NumPy;
+   and uniform draws from the literature box), vectorised NumPy in one process and in one worker
+   process per core (``workers``; wall time only, the workers' CPU time is not this process's);
 2. compensation of 10^5 STG neurons solving for Na, CaS and H (CaS carries calcium, so the KCa
    column is iterated: 5 calcium iterations after the first solve);
 
@@ -25,8 +26,10 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
 
 from condspace import cells
+from condspace._parallel import available_cores
 from condspace.dics import BISECT_TOL, SCAN_START, SCAN_STEP, SCAN_STOP, dics, dics_at_threshold, sensitivity
 from condspace.populations import compensate, spiking_population
 
@@ -98,11 +101,18 @@ def main() -> None:
 
     n = args.n_threshold
     pops = {"spiking population": spiking_population(STG, n, seed=0).g, "literature box": box_population(n)}
+    cores = available_cores()
     for label, G in pops.items():
         dics_at_threshold(STG, G[:1000])  # warm-up
-        table, cpu, wall = measure(lambda G=G: dics_at_threshold(STG, G))
+        if cores > 1:
+            par, _, wall_par = measure(lambda G=G: dics_at_threshold(STG, G, workers=cores))
+        table, cpu, wall = measure(lambda G=G: dics_at_threshold(STG, G, workers=1))
         found = int(np.isfinite(table["V_th"]).sum())
-        rows.append((f"V_th + DICs, {label}", n, wall, cpu, f"vectorised ({found} with a threshold)"))
+        rows.append((f"V_th + DICs, {label}", n, wall, cpu, f"vectorised, one process ({found} with a threshold)"))
+        if cores > 1:
+            pd.testing.assert_frame_equal(par, table)  # same answers
+            rows.append((f"V_th + DICs, {label}, {cores} workers", n, wall_par, float("nan"),
+                         "vectorised, worker processes (CPU s: theirs not counted)"))
         m = args.loop_threshold
         ref, cpu_l, wall_l = measure(lambda G=G, m=m: loop_threshold(G[:m]))
         np.testing.assert_allclose(ref, table.to_numpy()[:m], rtol=1e-6, atol=1e-6)  # same answers
@@ -129,7 +139,8 @@ def main() -> None:
           f"{'loop/vec':>8s} | note")
     print(f"|{'-' * 50}|{'-' * 11}|{'-' * 11}|{'-' * 11}|{'-' * 11}|{'-' * 10}|------")
     for i, (name, N, wall, cpu, note) in enumerate(rows):
-        ratio = f"{wall / rows[i - 1][2]:8.0f}" if name.startswith("  ") else f"{'':8s}"
+        base = next(r for r in rows[i - 1::-1] if not r[0].startswith("  ") and "workers" not in r[0]) if i else None
+        ratio = f"{wall / base[2]:8.0f}" if name.startswith("  ") else f"{'':8s}"
         print(f"| {name:48s} | {N:9d} | {wall:9.2f} | {cpu:9.2f} | {wall / N * 1e6:9.2f} | {ratio} | {note}")
     print(f"# load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load0)}, "
           f"after {tuple(round(x, 2) for x in load1)} on {os.cpu_count()} CPUs")
