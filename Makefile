@@ -53,6 +53,10 @@ $(STAMP): requirements.txt pyproject.toml
 executed/%.ipynb: chapters/%.py $(STAMP) $(LIBRARY) $(DATA) tools/execute_chapter.py
 	$(PY) tools/execute_chapter.py $< $@ -p FAST False
 
+# Chapters 3 and 4 load the posterior chapter 2 trains and caches (.cache/condspace): after it, also
+# under `make -j`, so that it is trained once.
+executed/03_dics.ipynb executed/04_neuromodulation.ipynb: | executed/02_inference.ipynb
+
 chapters: $(EXECUTED)
 
 book: setup $(EXECUTED)
