@@ -26,7 +26,6 @@ import argparse
 import ast
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,14 +61,9 @@ def tag_injected_cell(nb) -> int:
 def _write_atomic(nb, path: Path) -> None:
     import nbformat  # noqa: PLC0415  (imported late: --help stays fast)
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            nbformat.write(nb, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from condspace._io import atomic_write  # noqa: PLC0415  (one atomic writer, normal permissions)
+
+    atomic_write(path, lambda fh: nbformat.write(nb, fh), mode="w")
 
 
 def execute_chapter(
