@@ -29,10 +29,11 @@
 
 # %% [markdown]
 # **Prerequisites**: chapter 1 (the models, degeneracy); the idea of a posterior distribution.
-# **Runtime** (2-core CPU, NumPy): FAST ≈ 2–3 min. Full mode, STG: ≈ 25 min the first time (20,000
-# training simulations ≈ 8 min, training ≈ 10 min, checks ≈ 5 min), ≈ 5 min once the training set
-# and the posterior are cached in `.cache/condspace/` (shared with `python -m condspace infer` and
-# `benchmarks/inference.py`). DA doubles the simulation time (12 s protocol). On a GPU
+# **Runtime** (2-core CPU, NumPy): FAST ≈ 2–3 min. Full mode, STG: ≈ 15 min the first time (30,000
+# training simulations ≈ 5 min on both cores, training ≈ 9 min on one, checks ≈ 1 min), ≈ 2 min once
+# the training set and the posterior are cached in `.cache/condspace/` (shared with
+# `python -m condspace infer` and `benchmarks/inference.py`). A DA simulation costs four times an
+# STG one (12 s protocol at dt 0.025 ms). On a GPU
 # (`BACKEND="cupy"`) the simulations take seconds; training stays on the CPU.
 
 # %% tags=["parameters"]
@@ -43,7 +44,7 @@ SEED = 0  # seed of the training set, the training and the sampling
 N_TRAIN_FAST = 1500  # training simulations in FAST mode (full mode: inference.STANDARD_BUDGET)
 MAX_EPOCHS_FAST = 40  # cap on training epochs in FAST mode
 N_TEST = 300  # held-out simulations for calibration (FAST: 100)
-N_CHECK = 200  # posterior samples simulated per recording for the predictive check (FAST: 40)
+N_CHECK = 500  # posterior samples simulated per recording for the predictive check (FAST: 40)
 N_SAMPLES = 1000  # posterior samples per recording
 
 # %%
@@ -294,8 +295,8 @@ legend = ax.legend(loc="upper left")
 # firing pattern and contain the ground truth; on held-out simulations the posterior's credible
 # regions have the coverage they claim. The same inference runs from the command line:
 # `python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv --out DIR`.
-# Next, chapter 3 maps these conductance sets to dynamic input conductances, where degenerate sets
-# collapse onto a few numbers.
+# Next, chapter 3 maps these conductance sets to dynamic input conductances, where one number, the
+# slow feedback g_s, tells the tonic from the bursting recordings.
 #
 # **References.** Gonçalves PJ et al. (2020) eLife 9:e56261. Tejero-Cantero A et al. (2020) JOSS
 # 5:2505. Durkan C, Bekasov A, Murray I, Papamakarios G (2019) NeurIPS 32 (neural spline flows).
