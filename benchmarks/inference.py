@@ -71,12 +71,12 @@ def main() -> None:
     workers = worker_count(None, budget * inference.Protocol.for_cell(cell).t_max / 0.05, PARALLEL_MIN_WORK)
     rows.append((f"simulate {budget} × {inference.Protocol.for_cell(cell).t_max / 1000:g} s (features incl.; "
                  f"{workers} process{'es' if workers > 1 else ''})",
-                 None if ts.info.get("cached") or workers > 1 else cpu, sim_wall))
+                 "cached" if ts.info.get("cached") else ("workers" if workers > 1 else cpu), sim_wall))
     (post, _), cpu, wall = measure(lambda: inference.trained_posterior(cell, budget, settings=settings, prior=prior,
                                                                          backend=args.backend, cache_dir=cache,
                                                                          progress=False))
     rows.append((f"train ({post.info['epochs']} epochs, {post.info['n_train']} pairs)",
-                 None if post.info.get("cached") else cpu, post.info["train_s"]))
+                 "cached" if post.info.get("cached") else cpu, post.info["train_s"]))
     spikes = observation(cell)
     x, _ = inference.observe(spikes, post.protocol.duration)
     post.sample(10, x, seed=0)  # warm-up
@@ -94,7 +94,7 @@ def main() -> None:
     print(f"| {'step':50s} | CPU s | wall s |")
     print(f"|{'-' * 52}|-------|--------|")
     for name, cpu, wall in rows:
-        cpu_s = f"{cpu:5.1f}" if cpu is not None else "  (cached)"
+        cpu_s = f"{cpu:5.1f}" if isinstance(cpu, float) else f"{cpu:>5s}"  # "cached", or "workers" (not ours)
         print(f"| {name:50s} | {cpu_s} | {wall:6.1f} |")
     print(f"excluded from training: {ts.excluded_fraction:.1%}; torch {torch.__version__}")
 
