@@ -464,3 +464,21 @@ def test_train_restriction_needs_every_active_class():
     theta = TOY_PRIOR.sample(100, seed=1)
     with pytest.raises(ValueError, match="bursting"):
         inference.train_restriction(theta, np.full(100, "spiking"), TOY_PRIOR)
+
+
+def test_posterior_cache_follows_the_estimator_code(tmp_path, monkeypatch):
+    """A cached posterior is reused, but not once the estimator code changed (same versions, settings, data)."""
+    kw = {"settings": inference.standard_settings(max_epochs=2), "cache_dir": tmp_path, "progress": False}
+    first, _ = inference.trained_posterior("stg", 120, **kw)
+    again, _ = inference.trained_posterior("stg", 120, **kw)
+    assert not first.info["cached"] and again.info["cached"]
+    assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 1
+    monkeypatch.setattr(inference, "estimator_code_hash", lambda: "edited-estimator")
+    edited, _ = inference.trained_posterior("stg", 120, **kw)
+    assert not edited.info["cached"] and edited.info["key"] != first.info["key"]
+    assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 2
+
+
+def test_estimator_code_hash_is_stable_and_short():
+    assert inference.estimator_code_hash() == inference.estimator_code_hash()
+    assert len(inference.estimator_code_hash()) == 16

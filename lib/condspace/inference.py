@@ -1239,12 +1239,34 @@ def load_posterior(path: str | Path) -> Posterior:
     return Posterior(estimator, prior, settings, names, blob["cell"], blob.get("info", {}), restriction)
 
 
+def estimator_code_hash() -> str:
+    """Hash of the source of everything that trains or evaluates a posterior.
+
+    Part of the posterior cache key: a change to the estimator code, made without a new package
+    version, must not reuse a posterior trained by the old code (a stale cached posterior once
+    served a different network under an unchanged key). Comments count too: a retraining too many
+    is cheaper than a silently stale result.
+    """
+    import inspect  # noqa: PLC0415
+
+    parts = (EstimatorSettings, _to_unbounded, _from_unbounded, _log_jacobian, _build_estimator, _logistic_prior,
+             _mlp, ClassRestriction, train_restriction, Posterior, train)
+    h = hashlib.sha256()
+    for obj in parts:
+        try:
+            h.update(inspect.getsource(obj).encode())
+        except (OSError, TypeError):  # no source shipped: fall back on the object's name
+            h.update(obj.__qualname__.encode())
+    return h.hexdigest()[:16]
+
+
 def trained_posterior(cell: str | CellType, n: int, *, settings: EstimatorSettings | None = None,
                       prior: Prior | None = None, protocol: Protocol | None = None, seed: int = 0,
                       backend: str = "numpy", cache_dir: str | Path | None = None, use_cache: bool = True,
                       progress: bool | None = None) -> tuple[Posterior, TrainingSet]:
     """Training set + trained posterior for a cell, both cached (the posterior under a key that
-    adds the estimator settings and library versions to the training-set key).
+    adds the estimator settings, library versions and :func:`estimator_code_hash` to the
+    training-set key).
 
     Returns:
         (posterior, training set). ``posterior.info["cached"]`` tells whether it was loaded.
@@ -1256,7 +1278,7 @@ def trained_posterior(cell: str | CellType, n: int, *, settings: EstimatorSettin
     ts = training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend, cache_dir=cache_dir,
                       use_cache=use_cache, progress=progress)
     key = cache_key({"training_set": ts.key, "settings": asdict(settings), "seed": seed, "versions": versions(),
-                     "format": POSTERIOR_FORMAT})
+                     "format": POSTERIOR_FORMAT, "estimator_code": estimator_code_hash()})
     path = Path(cache_dir or default_cache_dir()) / f"posterior_{cell.name}_{key[:20]}.pt"
     if use_cache and path.exists():
         try:
@@ -1499,5 +1521,5 @@ __all__ = [
     "feature_cloud_distance", "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set", "make_prior",
     "observe", "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
     "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads", "train",
-    "train_restriction", "trained_posterior", "versions",
+    "train_restriction", "trained_posterior", "versions", "estimator_code_hash",
 ]
