@@ -802,7 +802,7 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, *, chunk: int 
         d = xp.full((b - a, 3), xp.nan)
         ok = xp.nonzero(xp.isfinite(vth))[0]
         if ok.shape[0]:
-            d[ok] = dics(plan.cell, G[a:b][ok], vth[ok], xp=xp)
+            d[ok] = dics(plan.cell, G[a:b][ok], vth[ok], xp=xp, chunk=max(1, b - a))  # the chunk is the batch
         return vth, d
 
     vth, d = xp.full(G.shape[0], xp.nan), xp.full((G.shape[0], 3), xp.nan)
