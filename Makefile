@@ -3,7 +3,7 @@
 #
 #   make book    execute every chapters/NN_name.py in full mode into executed/, build _build/html
 #   make test    the whole pytest suite (chapters in FAST mode and a -W book build included)
-#   make bench   run every benchmarks/*.py
+#   make bench   run every benchmarks/*.py (not the _helpers)
 #   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
 
 SHELL := /bin/bash
@@ -68,7 +68,7 @@ test: setup
 	MPLBACKEND=Agg $(VENV)/bin/pytest
 
 bench: setup
-	@shopt -s nullglob; scripts=(benchmarks/*.py); \
+	@shopt -s nullglob; scripts=(benchmarks/[!_]*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; fi; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(PY) "$$script"; done
 

@@ -27,6 +27,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from _populations import stg_box_population
 
 from condspace import cells
 from condspace._parallel import available_cores
@@ -41,13 +42,6 @@ def measure(fn):
     c0, w0 = time.process_time(), time.perf_counter()
     out = fn()
     return out, time.process_time() - c0, time.perf_counter() - w0
-
-
-def box_population(n: int, seed: int = 0) -> np.ndarray:
-    """Uniform draws from the STG literature box, g_leak ∈ [0.005, 0.02]."""
-    lo, hi = np.array([STG.box[k] for k in STG.conductance_names], dtype=float).T
-    lo[-1] = 0.005
-    return lo + (hi - lo) * np.random.default_rng(seed).random((n, len(lo)))
 
 
 def loop_threshold(G: np.ndarray) -> np.ndarray:
@@ -100,7 +94,7 @@ def main() -> None:
     rows = []
 
     n = args.n_threshold
-    pops = {"spiking population": spiking_population(STG, n, seed=0).g, "literature box": box_population(n)}
+    pops = {"spiking population": spiking_population(STG, n, seed=0).g, "literature box": stg_box_population(n)}
     cores = available_cores()
     for label, G in pops.items():
         dics_at_threshold(STG, G[:1000])  # warm-up

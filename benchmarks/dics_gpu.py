@@ -15,6 +15,7 @@ import argparse
 import time
 
 import numpy as np
+from _populations import stg_box_population
 
 from condspace import cells
 from condspace.backend import gpu_available, resolve
@@ -22,13 +23,6 @@ from condspace.dics import dics_at_threshold
 from condspace.populations import spiking_population
 
 STG = cells.get("stg")
-
-
-def box_population(n: int, seed: int = 0) -> np.ndarray:
-    """Uniform draws from the STG literature box, g_leak ∈ [0.005, 0.02]."""
-    lo, hi = np.array([STG.box[k] for k in STG.conductance_names], dtype=float).T
-    lo[-1] = 0.005
-    return lo + (hi - lo) * np.random.default_rng(seed).random((n, len(lo)))
 
 
 def timed(fn):
@@ -50,7 +44,8 @@ def main() -> int:
 
     print(f"# condspace DIC benchmark on {resolve('cupy').device}: V_th + DICs at V_th, STG, float64, "
           f"N = {args.n:,}")
-    pops = {"spiking population": spiking_population(STG, args.n, seed=0).g, "literature box": box_population(args.n)}
+    pops = {"spiking population": spiking_population(STG, args.n, seed=0).g,
+            "literature box": stg_box_population(args.n)}
     print("| population | backend | chunk | wall s | µs/neuron | NumPy/this | max |ΔV_th| mV | found |")
     print("|---|---|---|---|---|---|---|---|")
     for label, G in pops.items():

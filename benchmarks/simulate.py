@@ -17,19 +17,10 @@ import os
 import platform
 import time
 
-import numpy as np
+from _populations import stg_box_population
 
-from condspace import cells, resolve, simulate
+from condspace import resolve, simulate
 from condspace.reference import simulate_scipy
-
-
-def literature_population(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` STG conductance vectors drawn uniformly from the literature box (g_leak ≥ 0.005)."""
-    stg = cells.get("stg")
-    lo = np.array([stg.box[k][0] for k in stg.conductance_names])
-    hi = np.array([stg.box[k][1] for k in stg.conductance_names])
-    lo[-1] = 0.005
-    return lo + (hi - lo) * np.random.default_rng(seed).random((n, len(lo)))
 
 
 def measure(fn) -> tuple[float, float]:
@@ -53,7 +44,7 @@ def main() -> None:
           f"t_bio={args.t_bio} ms, {platform.processor() or platform.machine()}")
     rows = []
     for n in args.sizes:
-        g = literature_population(n)
+        g = stg_box_population(n)
         simulate("stg", g[:8], t_max=20.0, transient=0.0, backend=be, progress=False)  # warm-up
         cpu, wall = measure(lambda g=g: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
                                                  method=args.method, progress=False, workers=1))
@@ -62,13 +53,13 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if be.name == "numpy" and cores > 1:
         n = max(args.sizes)
-        g = literature_population(n)
+        g = stg_box_population(n)
         _, wall = measure(lambda: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
                                            method=args.method, progress=False, workers=cores))
         bio = n * args.t_bio / 1000.0
         rows.append((f"condspace {be.name} N={n}, {cores} worker processes", float("nan"), bio / wall))
     if not args.no_baseline:
-        g = literature_population(args.baseline_neurons)
+        g = stg_box_population(args.baseline_neurons)
         cpu, wall = measure(lambda: [simulate_scipy("stg", row, t_max=args.t_bio, transient=0.0, method="BDF",
                                                     rtol=1e-2, atol=1e-6) for row in g])
         bio = args.baseline_neurons * args.t_bio / 1000.0

@@ -18,19 +18,10 @@ import platform
 import sys
 import time
 
-import numpy as np
+from _populations import stg_box_population
 
-from condspace import cells, resolve, simulate
+from condspace import resolve, simulate
 from condspace.backend import gpu_available
-
-
-def literature_population(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` STG conductance vectors drawn uniformly from the literature box (g_leak ≥ 0.005)."""
-    stg = cells.get("stg")
-    lo = np.array([stg.box[k][0] for k in stg.conductance_names])
-    hi = np.array([stg.box[k][1] for k in stg.conductance_names])
-    lo[-1] = 0.005
-    return lo + (hi - lo) * np.random.default_rng(seed).random((n, len(lo)))
 
 
 def wall(fn) -> float:
@@ -54,14 +45,14 @@ def main() -> int:
     dt = 0.05
     print(f"# condspace GPU benchmark: {gpu.device}, STG, dt={dt} ms, float64, "
           f"host {platform.processor() or platform.machine()}")
-    simulate("stg", literature_population(64), t_max=20.0, transient=0.0, dt=dt, backend=gpu)  # compile, warm up
+    simulate("stg", stg_box_population(64), t_max=20.0, transient=0.0, dt=dt, backend=gpu)  # compile, warm up
     rows = []
     for n in args.sizes:
-        g = literature_population(n)
+        g = stg_box_population(n)
         secs = wall(lambda g=g: simulate("stg", g, t_max=args.t_bio, transient=0.0, dt=dt, backend=gpu,
                                          progress=False))
         rows.append(("cupy fused kernel (exact rates)", n, args.t_bio, secs))
-    g = literature_population(args.numpy_n)
+    g = stg_box_population(args.numpy_n)
     for method in ("table", "exact"):
         secs = wall(lambda m=method: simulate("stg", g, t_max=args.numpy_t_bio, transient=0.0, dt=dt,
                                               backend="numpy", method=m, progress=False))
