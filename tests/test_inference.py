@@ -250,6 +250,76 @@ def test_toy_posterior_is_calibrated_and_does_not_leak(toy_posterior):
     assert inference.leakage(toy_posterior, np.array([[3.95, -3.95]]), n=2000)[0] == 0.0
 
 
+class ConstantFlow:
+    """A stand-in flow: every draw equals ``value``, the density is exp(``logp``) everywhere."""
+
+    def __init__(self, value: float, logp: float) -> None:
+        self.value, self.logp = value, logp
+
+    def sample(self, shape, condition):
+        return torch.full((shape[0], condition.shape[0], 2), self.value)
+
+    def log_prob(self, theta, condition):
+        return torch.full(theta.shape[:-1], self.logp)
+
+
+def test_flow_ensemble_is_an_equal_mixture_of_its_members():
+    ensemble = inference.FlowEnsemble([ConstantFlow(1.0, np.log(0.2)), ConstantFlow(2.0, np.log(0.6))])
+    torch.manual_seed(0)
+    draws = ensemble.sample((4000,), condition=torch.zeros(3, 2))
+    assert draws.shape == (4000, 3, 2)
+    assert set(np.unique(draws.numpy())) == {1.0, 2.0}
+    assert abs(float((draws[:, 0, 0] == 2.0).float().mean()) - 0.5) < 0.03  # binomial sd 0.008
+    lp = ensemble.log_prob(torch.zeros(5, 3, 2), condition=torch.zeros(3, 2))
+    np.testing.assert_allclose(lp.numpy(), np.log((0.2 + 0.6) / 2), rtol=1e-6)
+    with pytest.raises(ValueError, match="at least one"):
+        inference.FlowEnsemble([])
+
+
+def test_toy_ensemble_density_is_the_mean_of_two_different_members(toy_posterior):
+    ensemble = toy_posterior.estimator
+    assert len(ensemble) == toy_posterior.settings.ensemble == 2
+    assert toy_posterior.info["member_seeds"] == [0, 1] and len(toy_posterior.info["epochs"]) == 2
+    theta = torch.tensor([[0.1, -0.3], [0.2, -0.2], [1.0, 1.0]])  # on the flows' (logit) space
+    cond = torch.tensor([[0.5, -1.0]])
+    with torch.no_grad():
+        members = np.stack([m.log_prob(theta, condition=cond).numpy() for m in ensemble.members])
+        mixture = ensemble.log_prob(theta, condition=cond).numpy()
+    np.testing.assert_allclose(mixture, np.log(np.exp(members).mean(axis=0)), rtol=1e-5)
+    assert not np.allclose(members[0], members[1])  # different seeds: two different flows
+
+
+def test_ensemble_members_trained_in_parallel_equal_those_trained_in_turn():
+    theta = TOY_PRIOR.sample(600, seed=4)
+    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=3, batch_size=128)
+    kw = {"settings": settings, "feature_names": ("x1", "x2"), "progress": False, "seed": 3}
+    in_turn = inference.train(theta, toy_simulate(theta, seed=4), TOY_PRIOR, workers=1, **kw)
+    parallel = inference.train(theta, toy_simulate(theta, seed=4), TOY_PRIOR, workers=2, **kw)
+    assert in_turn.info["member_seeds"] == [3, 4]
+    assert (in_turn.info["train_processes"], parallel.info["train_processes"]) == (1, 2)
+    a, b = in_turn.estimator.state_dict(), parallel.estimator.state_dict()
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_training_reports_its_epochs_to_a_shared_counter():
+    """The progress display of parallel training relies on sbi calling the epoch hook (sbi 0.27)."""
+    import multiprocessing
+
+    theta = TOY_PRIOR.sample(400, seed=6)
+    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=1, max_epochs=4, batch_size=128)
+    counter = multiprocessing.get_context("fork").RawValue("i", 0)
+    result = inference._train_flow(theta, toy_simulate(theta, seed=6), TOY_PRIOR, settings, 0, False, counter)
+    assert counter.value == result["epochs"] > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+def test_ensemble_size_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="ensemble"):
+        inference.EstimatorSettings(ensemble=bad)
+
+
 def test_untransformed_flow_leaks_but_samples_stay_inside():
     theta = TOY_PRIOR.sample(3000, seed=0)
     settings = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=30, batch_size=128,
@@ -316,6 +386,12 @@ def test_save_load_round_trip_gives_identical_samples(toy_posterior, tmp_path):
     assert loaded.prior.names == ("a", "b") and loaded.feature_names == ("x1", "x2") and loaded.cell == "toy"
     assert loaded.settings == toy_posterior.settings
     assert not list(tmp_path.glob("*.tmp"))
+    # A file claiming more flows than its weights hold is refused.
+    blob = torch.load(path, weights_only=True)
+    blob["members"] = 3
+    torch.save(blob, tmp_path / "three.pt")
+    with pytest.raises(ValueError, match="do not fit"):
+        inference.load_posterior(tmp_path / "three.pt")
 
 
 class Unsafe:
@@ -329,6 +405,9 @@ def test_load_posterior_refuses_pickles_and_foreign_files(tmp_path):
     torch.save({"hello": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a"):
         inference.load_posterior(tmp_path / "other.pt")
+    torch.save({"format": inference.POSTERIOR_FORMAT, "members": 2}, tmp_path / "partial.pt")
+    with pytest.raises(ValueError, match="lacks"):
+        inference.load_posterior(tmp_path / "partial.pt")
     (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04garbage")
     with pytest.raises(ValueError, match="unreadable"):
         inference.load_posterior(tmp_path / "trunc.pt")

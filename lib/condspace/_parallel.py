@@ -15,7 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 ENV = "CONDSPACE_WORKERS"
@@ -60,11 +60,13 @@ def _run_in_worker(start: int, stop: int) -> Any:
 
 
 def run_chunks(job: Callable[[int, int], Any], bounds: Sequence[tuple[int, int]],
-               workers: int) -> Iterator[tuple[int, int, Any]]:
+               workers: int, poll: Callable[[], Any] | None = None,
+               poll_s: float = 1.0) -> Iterator[tuple[int, int, Any]]:
     """Yield ``(start, stop, job(start, stop))`` for every chunk, in completion order.
 
     With ``workers`` > 1 and more than one chunk, chunks run in forked processes; otherwise here,
-    in order.
+    in order. ``poll`` (e.g. a progress-bar refresh) is called every ``poll_s`` seconds while
+    forked workers run.
     """
     if workers <= 1 or len(bounds) <= 1:
         for start, stop in bounds:
@@ -76,8 +78,13 @@ def run_chunks(job: Callable[[int, int], Any], bounds: Sequence[tuple[int, int]]
         ctx = multiprocessing.get_context("fork")
         with ProcessPoolExecutor(min(workers, len(bounds)), mp_context=ctx) as pool:
             futures = {pool.submit(_run_in_worker, a, b): (a, b) for a, b in bounds}
-            for fut in as_completed(futures):
-                a, b = futures[fut]
-                yield a, b, fut.result()
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=poll_s if poll else None, return_when=FIRST_COMPLETED)
+                if poll is not None:
+                    poll()
+                for fut in done:
+                    a, b = futures[fut]
+                    yield a, b, fut.result()
     finally:
         _JOB = None
