@@ -5,7 +5,8 @@ Prints CPU and wall seconds (time.process_time / time.perf_counter) for:
 1. simulating the training set (``condspace.inference.training_set``: prior draws → one batched
    ``simulate`` call → summary features), on every core (simulate's worker processes, whose CPU
    time this process cannot see: only wall time is printed then; ``CONDSPACE_WORKERS=1`` for one);
-2. training the standard neural spline flow on it (``inference.train``, one torch thread);
+2. training the standard ensemble of two neural spline flows on it (``inference.train``, one torch
+   thread per flow, the flows in parallel worker processes: wall time only then);
 3. drawing 1000 posterior samples for one recording (and for 100 recordings at once);
 4. the predictive check of one recording (200 posterior samples simulated);
 5. expected coverage on 200 (θ, x) pairs with 1000 samples each (timing only: the pairs are
@@ -75,8 +76,10 @@ def main() -> None:
     (post, _), cpu, wall = measure(lambda: inference.trained_posterior(cell, budget, settings=settings, prior=prior,
                                                                          backend=args.backend, cache_dir=cache,
                                                                          progress=False))
-    rows.append((f"train ({post.info['epochs']} epochs, {post.info['n_train']} pairs)",
-                 "cached" if post.info.get("cached") else cpu, post.info["train_s"]))
+    procs = post.info.get("train_processes", 1)
+    rows.append((f"train {len(post.info['epochs'])} flows ({'+'.join(map(str, post.info['epochs']))} epochs, "
+                 f"{post.info['n_train']} pairs, {procs} process{'es' if procs > 1 else ''})",
+                 "cached" if post.info.get("cached") else ("workers" if procs > 1 else cpu), post.info["train_s"]))
     spikes = observation(cell)
     x, _ = inference.observe(spikes, post.protocol.duration)
     post.sample(10, x, seed=0)  # warm-up
