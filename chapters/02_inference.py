@@ -29,8 +29,8 @@
 
 # %% [markdown]
 # **Prerequisites**: chapter 1 (the models, degeneracy); the idea of a posterior distribution.
-# **Runtime** (2-core CPU, NumPy): FAST ≈ 2–3 min. Full mode, STG: ≈ 15 min the first time (30,000
-# training simulations ≈ 5 min on both cores, two flows ≈ 9 min, one per core, checks ≈ 2 min), ≈ 3 min once
+# **Runtime** (2-core CPU, NumPy): FAST ≈ 2–3 min. Full mode, STG: ≈ 19 min the first time (30,000
+# training simulations ≈ 5 min on both cores, two flows ≈ 11 min, one per core, checks ≈ 3 min), ≈ 3 min once
 # the training set and the posterior are cached in `.cache/condspace/` (shared with
 # `python -m condspace infer` and `benchmarks/inference.py`). A DA simulation costs four times an
 # STG one (12 s protocol at dt 0.025 ms). On a GPU

@@ -363,8 +363,8 @@ spread.round(2)
 # The columns are shrink factors relative to the prior: conductance space, the DIC plane, their
 # quotient, and each DIC alone. At the standard budget (book build of 2026-11-26) the STG
 # posteriors keep about 0.7 of the prior's spread per conductance axis and 0.5–0.75 per DIC axis, a
-# quotient of 0.75–1.05: per axis, a spike train narrows g_s and g_u little more than it narrows a
-# typical conductance. It narrows them differently: the bursting recordings pin g_s (0.35–0.6)
+# quotient of 0.74–1.03: per axis, a spike train narrows g_s and g_u little more than it narrows a
+# typical conductance. It narrows them differently: the bursting recordings pin g_s (0.3–0.6)
 # more than g_u, the tonic one g_u more than g_s. So the DICs do not collapse an *inferred* degenerate set the way they collapse the
 # population above, whose neurons share one DIC target by construction: a spike train fixes a
 # rhythm, and the posterior shows that a whole region of the plane is consistent with one rhythm.
@@ -437,9 +437,9 @@ pd.DataFrame.from_dict(pairs, orient="index").round(2)
 
 # %% [markdown]
 # For the STG at the standard budget, g_s alone separates the tonic posterior from the two clean
-# bursting ones almost completely (0.95–0.98), better than the best single conductance
-# (≈ 0.9), and g_u less (≈ 0.75–0.8); the irregular recording overlaps the tonic one more along
-# every axis (0.65–0.85). For the DA neuron (FAST mode) g_u separates the pair (0.95) and g_s does not
+# bursting ones almost completely (0.96–0.99), better than the best single conductance
+# (0.88–0.92), and g_u less (≈ 0.75–0.8); the irregular recording overlaps the tonic one more along
+# every axis (0.65–0.9). For the DA neuron (FAST mode) g_u separates the pair (0.95) and g_s does not
 # (0.69), and one conductance, g_ERG, does as well as g_u. The DIC plane does not shrink an
 # inferred degenerate set, but it sorts recordings: one DIC separates the firing classes about as
 # well as, and for the clean STG recordings better than, any single conductance.
