@@ -94,11 +94,12 @@ def main() -> None:
     _, cpu, wall = measure(lambda: inference.expected_coverage(post, test.theta[test.valid][:200],
                                                                test.x[test.valid][:200], levels=[0.5, 0.9]))
     rows.append(("expected coverage, 200 pairs × 1000 samples", cpu, wall))
-    print(f"| {'step':50s} | CPU s | wall s |")
-    print(f"|{'-' * 52}|-------|--------|")
+    width = max(len(name) for name, _, _ in rows)
+    print(f"| {'step':{width}s} |   CPU s | wall s |")
+    print(f"|{'-' * (width + 2)}|---------|--------|")
     for name, cpu, wall in rows:
-        cpu_s = f"{cpu:5.1f}" if isinstance(cpu, float) else f"{cpu:>5s}"  # "cached", or "workers" (not ours)
-        print(f"| {name:50s} | {cpu_s} | {wall:6.1f} |")
+        cpu_s = f"{cpu:7.1f}" if isinstance(cpu, float) else f"{cpu:>7s}"  # "cached", or "workers" (not ours)
+        print(f"| {name:{width}s} | {cpu_s} | {wall:6.1f} |")
     print(f"excluded from training: {ts.excluded_fraction:.1%}; torch {torch.__version__}")
 
 

@@ -289,6 +289,7 @@ def test_toy_ensemble_density_is_the_mean_of_two_different_members(toy_posterior
     assert not np.allclose(members[0], members[1])  # different seeds: two different flows
 
 
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs:UserWarning")  # a few epochs on purpose
 def test_ensemble_members_trained_in_parallel_equal_those_trained_in_turn():
     theta = TOY_PRIOR.sample(600, seed=4)
     settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=3, batch_size=128)
@@ -303,6 +304,7 @@ def test_ensemble_members_trained_in_parallel_equal_those_trained_in_turn():
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
 
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs:UserWarning")  # a few epochs on purpose
 def test_training_reports_its_epochs_to_a_shared_counter():
     """The progress display of parallel training relies on sbi calling the epoch hook (sbi 0.27)."""
     import multiprocessing

@@ -1682,11 +1682,11 @@ def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | No
 
 __all__ = [
     "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION", "FlowEnsemble", "Posterior",
-    "PredictiveCheck",
-    "Prior", "Protocol", "STANDARD_BUDGET", "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet",
-    "atomic_write", "cache_key", "cached_simulations", "conductances", "default_cache_dir", "expected_coverage",
-    "feature_cloud_distance", "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set", "make_prior",
-    "observe", "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
-    "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads", "train",
-    "train_restriction", "trained_posterior", "versions", "estimator_code_hash",
+    "PredictiveCheck", "Prior", "Protocol", "STANDARD_BUDGET", "SUMMARY_FEATURES", "SUMMARY_NAMES",
+    "SimulatedFeatures", "TrainingSet", "atomic_write", "cache_key", "cached_simulations", "conductances",
+    "default_cache_dir", "expected_coverage", "feature_cloud_distance", "held_out", "hpd_ranks", "leakage",
+    "load_posterior", "load_training_set", "make_prior", "observe", "predictive_check", "reproduces",
+    "save_posterior", "save_training_set", "simulate_features", "standard_settings", "summary_features",
+    "summary_frame", "synthetic_recordings", "torch_threads", "train", "train_restriction", "trained_posterior",
+    "versions", "estimator_code_hash",
 ]
