@@ -316,6 +316,17 @@ def test_training_reports_its_epochs_to_a_shared_counter():
     assert counter.value == result["epochs"] > 0
 
 
+def test_training_without_progress_prints_nothing(capfd):
+    """sbi announces convergence on stdout; with progress off (parallel members) it must stay silent."""
+    theta = TOY_PRIOR.sample(400, seed=7)
+    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=1, max_epochs=200, batch_size=128,
+                                           stop_after_epochs=2)
+    post = inference.train(theta, toy_simulate(theta, seed=7), TOY_PRIOR, settings=settings,
+                           feature_names=("x1", "x2"), progress=False, workers=1)
+    assert max(post.info["epochs"]) < 200  # converged: the case in which sbi prints
+    assert capfd.readouterr().out == ""
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
 def test_ensemble_size_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="ensemble"):

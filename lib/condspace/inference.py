@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import time
@@ -1207,7 +1208,10 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
             if epochs_done is not None:
                 epochs_done.value = int(epoch)
 
-    with torch_threads(1), torch.random.fork_rng():
+    # sbi prints "converged after N epochs" whatever show_progress_bars says: without a progress
+    # display (parallel members, CONDSPACE_QUIET) that line would interleave with the caller's output.
+    quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
+    with torch_threads(1), torch.random.fork_rng(), quiet:
         torch.manual_seed(seed)
         npe = CountingNPE(prior=sbi_prior, density_estimator=lambda th, xx: _build_estimator(settings, th, xx),
                   tracker=_NoTracker(), show_progress_bars=progress)
