@@ -14,7 +14,11 @@ What it does, and why it is one script rather than three shell commands:
    chapters find ``data/`` with relative paths.
 3. papermill tags the cell it injects ``injected-parameters`` only; the book hides it with the
    ``hide-cell`` tag (STYLE.md §6), so that tag is added here.
-4. The result is written atomically (temp file in the same folder, then ``os.replace``), so an
+4. A JSON record of the run (parameters, wall time, date, commit, versions, and what the library
+   noted: backend, device, caches) goes to ``<output folder>/status/<name>.json`` for the book's
+   build-status page (``tools/build_status.py``); the kernel finds it through
+   ``CONDSPACE_BUILD_RECORD``.
+5. The result is written atomically (temp file in the same folder, then ``os.replace``), so an
    interrupted or failed run never leaves a notebook that ``make`` would take for up to date. A
    failed run keeps papermill's partial notebook as ``<name>.failed.ipynb`` for debugging and
    exits with status 1.
@@ -24,8 +28,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import datetime
+import json
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +64,65 @@ def tag_injected_cell(nb) -> int:
                 cell.metadata["tags"] = [*tags, HIDE_TAG]
             found += 1
     return found
+
+
+def chapter_defaults(nb) -> dict:
+    """The literal assignments of the chapter's ``parameters`` cell (what runs when nothing is overridden)."""
+    for cell in nb.cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            values = {}
+            for stmt in ast.parse(cell.source).body:
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+                    try:
+                        values[stmt.targets[0].id] = ast.literal_eval(stmt.value)
+                    except ValueError:
+                        pass
+            return values
+    return {}
+
+
+def _commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    found = {}
+    for name in ("condspace", "numpy", "torch", "sbi"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def start_record(record: Path, nb, parameters: dict) -> None:
+    """Begin the run's JSON record: effective parameters, commit, versions (the kernel adds to it)."""
+    from condspace._io import atomic_write  # noqa: PLC0415
+
+    facts = {"parameters": {**chapter_defaults(nb), **parameters}, "commit": _commit(), "versions": _versions(),
+             "result": "running"}
+    record.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(record, lambda fh: json.dump(facts, fh, indent=1, sort_keys=True), mode="w")
+
+
+def finish_record(record: Path, wall_s: float, result: str) -> None:
+    """Close the record with the wall time, the finishing date and the result."""
+    from condspace._buildrecord import read  # noqa: PLC0415
+    from condspace._io import atomic_write  # noqa: PLC0415
+
+    facts = read(record)
+    facts.update(wall_s=round(wall_s, 1), result=result,
+                 finished=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"))
+    atomic_write(record, lambda fh: json.dump(facts, fh, indent=1, sort_keys=True), mode="w")
 
 
 def _write_atomic(nb, path: Path) -> None:
@@ -102,6 +169,11 @@ def execute_chapter(
     # The kernel inherits this environment. A test run sets MPLBACKEND=Agg for itself; inside the
     # kernel that would stop ipykernel from selecting the inline backend and figures would vanish.
     env_backend = os.environ.pop("MPLBACKEND", None)
+    record = output.parent / "status" / f"{output.stem}.json"
+    start_record(record, nb, parameters)
+    previous_record = os.environ.get("CONDSPACE_BUILD_RECORD")
+    os.environ["CONDSPACE_BUILD_RECORD"] = str(record.resolve())
+    t0 = time.perf_counter()
     # papermill saves after every cell: to a hidden scratch file, so a failed run leaves its
     # partial notebook (renamed <name>.failed.ipynb) and never a half-written <name>.ipynb.
     running = output.with_name(f".{output.stem}.running.ipynb")
@@ -114,10 +186,16 @@ def execute_chapter(
     except BaseException:
         if running.exists():
             os.replace(running, failed)
+        finish_record(record, time.perf_counter() - t0, "failed")
         raise
     finally:
         if env_backend is not None:
             os.environ["MPLBACKEND"] = env_backend
+        if previous_record is None:
+            os.environ.pop("CONDSPACE_BUILD_RECORD", None)
+        else:
+            os.environ["CONDSPACE_BUILD_RECORD"] = previous_record
+    finish_record(record, time.perf_counter() - t0, "ok")
     running.unlink(missing_ok=True)
     tag_injected_cell(executed)
     _write_atomic(executed, output)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from condspace import _buildrecord
+
 _ALIASES = {"cpu": "numpy", "gpu": "cupy", "numpy": "numpy", "cupy": "cupy", "auto": "auto"}
 _DTYPES = {"float64": np.float64, "float32": np.float32}
 
@@ -101,5 +103,10 @@ def resolve(backend: str | Backend = "auto", dtype: str = "float64") -> Backend:
             )
         import cupy  # noqa: PLC0415
 
-        return Backend("cupy", cupy, _DTYPES[dtype], f"GPU {_gpu_name()}")
-    return Backend("numpy", np, _DTYPES[dtype], "CPU")
+        chosen = Backend("cupy", cupy, _DTYPES[dtype], f"GPU {_gpu_name()}")
+    else:
+        chosen = Backend("numpy", np, _DTYPES[dtype], "CPU")
+    # The book's build-status page shows where each chapter ran (a no-op outside a book build).
+    _buildrecord.note("backend", chosen.name, append=True)
+    _buildrecord.note("device", chosen.device, append=True)
+    return chosen
