@@ -2,7 +2,8 @@
 # installed into .venv by `make setup` (which `book` and `test` run first).
 #
 #   make book    execute every chapters/NN_name.py in full mode into executed/, build _build/html
-#   make test    the whole pytest suite (chapters in FAST mode and a -W book build included)
+#   make test    the whole pytest suite (chapters in FAST mode, a -W book build, every page in a browser)
+#   make browser install Debian's chromium for the browser checks, when none is on PATH
 #   make bench   run every benchmarks/*.py (not the _helpers)
 #   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
 
@@ -29,12 +30,16 @@ DATA     := $(shell find data -type f 2>/dev/null)
 # No progress bars in executed notebooks or test logs; tests draw headless.
 export CONDSPACE_QUIET := 1
 
-.PHONY: help setup book chapters test bench lint clean distclean
+STATUS_PAGE := executed/build_status.md
+BROWSER := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome 2>/dev/null)
+
+.PHONY: help setup book chapters check-book browser test bench lint clean distclean
 
 help:
 	@echo "make setup     create .venv (Python >= 3.11) and install requirements.txt and -e ."
 	@echo "make book      execute chapters/*.py in full mode into executed/, build _build/html"
-	@echo "make test      run the test suite (chapters in FAST mode, -W book build)"
+	@echo "make test      run the test suite (chapters in FAST mode, -W book build, pages in a browser)"
+	@echo "make browser   install Debian's chromium (used by the browser checks of the book)"
 	@echo "make bench     run benchmarks/*.py"
 	@echo "make lint      ruff check"
 	@echo "make clean     remove _build, executed, caches;  make distclean: also .venv"
@@ -59,12 +64,31 @@ executed/03_dics.ipynb executed/04_neuromodulation.ipynb: | executed/02_inferenc
 
 chapters: $(EXECUTED)
 
-book: setup $(EXECUTED)
+# The build-status page: written from the records the chapter runs left in executed/status/.
+$(STATUS_PAGE): $(EXECUTED) tools/build_status.py
+	$(PY) tools/build_status.py executed
+
+book: setup $(EXECUTED) $(STATUS_PAGE)
 	rm -rf _build
 	$(VENV)/bin/jupyter-book build . -W --keep-going
+	@$(MAKE) --no-print-directory check-book
 	@echo "book: open _build/html/index.html"
 
-test: setup
+# Every page of the built book in headless Chromium (tools/check_book.py); screenshots for a person.
+check-book:
+	@if [ -z "$(BROWSER)" ]; then echo "check-book: no Chromium on PATH, pages not checked (make browser installs one)"; \
+	else $(PY) tools/check_book.py _build/html --screenshots _build/screenshots; fi
+
+# Debian's chromium, for the browser checks; needs root and apt-get, else says how and carries on.
+browser:
+	@if [ -n "$(BROWSER)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "browser: installing Debian's chromium"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "browser: apt-get could not install chromium; the browser tests will skip"; \
+	else echo "browser: no Chromium and no root apt-get: install chromium yourself, or the browser tests skip"; fi
+
+test: setup browser
 	MPLBACKEND=Agg $(VENV)/bin/pytest
 
 bench: setup

@@ -10,6 +10,7 @@ executed with papermill by ``tools/execute_chapter.py`` (the same script ``make 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXECUTOR = ROOT / "tools" / "execute_chapter.py"
+BUILD_STATUS = ROOT / "tools" / "build_status.py"
+STATUS_PAGE = "executed/build_status"  # written by the build (tools/build_status.py), listed last in _toc.yml
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
 FAST_PARAMETERS = {"FAST": True, "BACKEND": "numpy"}
 REQUIRED_PARAMETERS = ("CELL_TYPE", "FAST", "BACKEND", "SEED")  # STYLE.md §4.3
@@ -162,13 +165,16 @@ def test_toc_lists_exactly_the_chapters():
     listed = [f for f in _toc_files(toc.get("parts", toc.get("chapters")))]
     sources = [f"executed/{p.stem}" for p in CHAPTERS]
     assert not [s for s in sources if s not in listed], "a chapter in chapters/ is missing from _toc.yml"
-    orphans = [f for f in listed if f.startswith("executed/") and f not in sources]
+    orphans = [f for f in listed if f.startswith("executed/") and f not in sources and f != STATUS_PAGE]
     assert not orphans, f"_toc.yml lists {orphans} but chapters/ has no source for them (make book would fail)"
     assert all(f.startswith("executed/") for f in listed), "the TOC lists executed notebooks, never chapters/*.py"
+    assert listed[-1] == STATUS_PAGE, "the build-status page (written by the build) comes last in _toc.yml"
 
 
-def test_book_builds_with_warnings_as_errors(run_fast, tmp_path):
-    book = tmp_path / "book"
+@pytest.fixture(scope="session")
+def built_book(run_fast, tmp_path_factory):
+    """The FAST book built once per session with ``-W``: (html folder, pages built, build result)."""
+    book = tmp_path_factory.mktemp("book")
     (book / "executed").mkdir(parents=True)
     for name in ("_config.yml", "index.md"):
         shutil.copy(ROOT / name, book / name)
@@ -184,6 +190,12 @@ def test_book_builds_with_warnings_as_errors(run_fast, tmp_path):
         if result.returncode == 0:  # a failing chapter is reported by test_chapter_executes_fast
             shutil.copy(out, book / "executed" / out.name)
             built.append(f"executed/{source.stem}")
+    # The build-status page, from the records the FAST runs left (as make book writes it).
+    status = subprocess.run([sys.executable, str(BUILD_STATUS), str(run_fast.folder / "executed"), "--chapters",
+                             *[p.stem for p in CHAPTERS]], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    shutil.copy(run_fast.folder / "executed" / "build_status.md", book / "executed" / "build_status.md")
+    built.append(STATUS_PAGE)
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     for key in ("parts", "chapters"):
         if key in toc:
@@ -195,17 +207,103 @@ def test_book_builds_with_warnings_as_errors(run_fast, tmp_path):
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(book), "-W", "--keep-going"]
     proc = subprocess.run(cmd, cwd=book, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    return book / "_build" / "html", built, proc
+
+
+def test_book_builds_with_warnings_as_errors(built_book):
+    html, built, proc = built_book
     assert proc.returncode == 0, f"jupyter-book build -W failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
 
-    html = book / "_build" / "html"
     assert (html / "index.html").is_file()
     for page in built:
         page_html = html / f"{page}.html"
         assert page_html.is_file(), f"{page}.html was not built"
-        assert "tag_hide-cell" in page_html.read_text(encoding="utf-8"), f"{page}: injected parameters not hidden"
+        if page != STATUS_PAGE:
+            assert "tag_hide-cell" in page_html.read_text(encoding="utf-8"), f"{page}: injected parameters not hidden"
+    status = (html / f"{STATUS_PAGE}.html").read_text(encoding="utf-8")
+    for source in CHAPTERS:
+        assert source.stem in status, f"the build-status page does not list {source.stem}"
+    assert "no record" not in status, "a chapter ran without leaving a build record"
 
     # math renders offline: MathJax is bundled and index.html loads it from _static, not a CDN
     index = (html / "index.html").read_text(encoding="utf-8")
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert re.search(r'<script[^>]+src="_static/mathjax/tex-chtml\.js', index), "index.html does not load local MathJax"
     assert not re.search(r'src="https?://[^"]*mathjax', index, re.I), "index.html still loads MathJax from a CDN"
+
+
+# ----- the rendered book in a real browser ------------------------------------------------------
+# tools/check_book.py drives headless Chromium over the DevTools protocol; without a Chromium on
+# PATH these tests skip and say how to install one (`make browser`). Screenshots of every page land
+# in _build/screenshots/ for a person to look at.
+_spec = importlib.util.spec_from_file_location("check_book", ROOT / "tools" / "check_book.py")
+check_book = importlib.util.module_from_spec(_spec)
+sys.modules["check_book"] = check_book  # dataclasses look their module up while the class is built
+_spec.loader.exec_module(check_book)
+
+needs_browser = pytest.mark.skipif(check_book.find_browser() is None,
+                                   reason="no Chromium on PATH: `make browser` installs Debian's chromium")
+
+
+def _html(built_book):
+    html, _, proc = built_book
+    if proc.returncode != 0:
+        pytest.skip("the book did not build (test_book_builds_with_warnings_as_errors reports why)")
+    return html
+
+
+@needs_browser
+def test_every_page_reads_cleanly_in_a_browser(built_book):
+    html = _html(built_book)
+    shots = ROOT / "_build" / "screenshots"
+    shutil.rmtree(shots, ignore_errors=True)
+    reports = check_book.check_book(html, screenshots=shots)
+    pages = {r.page for r in reports}
+    assert "index.html" in pages and any(p.startswith("executed/") for p in pages)
+    bad = {r.page: r.findings for r in reports if r.findings}
+    assert not bad, "pages a reader would see broken:\n" + "\n".join(
+        f"{page}:\n  - " + "\n  - ".join(found) for page, found in bad.items())
+    assert all(r.screenshot is not None and r.screenshot.stat().st_size > 10_000 for r in reports)
+    assert sum(r.math_rendered for r in reports) > 0, "MathJax rendered no math anywhere in the book"
+
+
+# Each fault is injected into its own copy of a built chapter page; the check must name it.
+_FAULTS = {
+    "error cell": ('<div class="cell_output docutils container"><div class="output traceback highlight-ipythontb">'
+                   '<pre>Traceback (most recent call last):\n  ZeroDivisionError: division by zero</pre></div></div>',
+                   "error in an output"),
+    "broken image": ('<img alt="figure" src="../_images/no_such_figure.png">', "broken image"),
+    "bad math": ('<div class="math notranslate nohighlight">\\[\\frac{1}\\]</div>', "MathJax error"),
+    "undefined macro": ('<div class="math notranslate nohighlight">\\[x = \\nosuchmacro{y}\\]</div>', "MathJax error"),
+    "unrendered math": ('<p>the rate $f = 1/T$ in hertz</p>', "unrendered inline math"),
+    "object repr": ('<div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi">'
+                    '<pre>&lt;matplotlib.legend.Legend at 0x7f3a2c1d9e50&gt;</pre></div></div>', "stray object repr"),
+    "machine path": ('<div class="cell_output docutils container"><div class="output text_plain highlight-myst-ansi">'
+                     '<pre>/root/project/.venv/lib/python3.11/site-packages/tqdm/auto.py:21</pre></div></div>',
+                     "absolute path"),
+    "outside request": ('<img alt="remote" src="https://example.org/logo.png">', "request outside the book"),
+    "dead link": ('<a href="no_such_page.html">a link</a>', "broken link"),
+}
+
+
+@needs_browser
+@pytest.mark.parametrize("fault", sorted(_FAULTS))
+def test_browser_check_catches_an_injected_fault(built_book, tmp_path, fault):
+    html = _html(built_book)
+    copy = tmp_path / "html"
+    shutil.copytree(html, copy)
+    page = next(p for p in sorted((copy / "executed").glob("*.html")) if p.stem != "build_status")
+    snippet, expected = _FAULTS[fault]
+    text = page.read_text(encoding="utf-8")
+    assert "</main>" in text, "the page layout changed: update where faults are injected"
+    page.write_text(text.replace("</main>", snippet + "</main>", 1), encoding="utf-8")
+    clean = next(p for p in sorted((copy / "executed").glob("*.html")) if p != page)
+    reports = check_book.check_book(copy, pages=[Path(page), Path(clean)])
+    injected, untouched = reports
+    assert any(expected in f for f in injected.findings), f"{fault} not caught; findings: {injected.findings}"
+    assert not untouched.findings, f"an untouched page was flagged: {untouched.findings}"
+
+
+def test_check_book_needs_a_built_book(tmp_path):
+    with pytest.raises(FileNotFoundError, match="build the book first"):
+        check_book.check_book(tmp_path)
