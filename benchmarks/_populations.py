@@ -7,13 +7,22 @@ import numpy as np
 from condspace import cells
 
 
-def stg_box_population(n: int, seed: int = 0) -> np.ndarray:
-    """``n`` STG conductance vectors (mS/cm²), uniform in the literature box with g_leak ∈ [0.005, 0.02].
+def box_population(cell, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` conductance vectors (mS/cm²) of a cell, uniform in its literature box.
 
-    The leak's lower bound is raised from 0 so that every neuron has a resting state and the DICs,
-    normalised by g_leak, stay finite. Shape (n, 8), columns ``cells.get("stg").conductance_names``.
+    The leak takes its bounds from the cell's inference prior (``cell.prior_box()``; STG
+    [0.005, 0.02] instead of the literature's [0, 0.02]) so that every neuron has a resting state
+    and the DICs, normalised by g_leak, stay finite; the other conductances keep the literature
+    box, and fixed ones (``cell.fixed``) their value. Shape (n, n_channels), columns
+    ``cell.conductance_names``.
     """
-    stg = cells.get("stg")
-    lo, hi = np.array([stg.box[k] for k in stg.conductance_names], dtype=float).T
-    lo[-1] = 0.005
+    cell = cells.get(cell)
+    box = {**cell.box, "g_leak": cell.prior_box().get("g_leak", cell.box.get("g_leak"))}
+    bounds = [(cell.fixed[k], cell.fixed[k]) if k in cell.fixed else box[k] for k in cell.conductance_names]
+    lo, hi = np.array(bounds, dtype=float).T
     return lo + (hi - lo) * np.random.default_rng(seed).random((n, len(lo)))
+
+
+def stg_box_population(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` STG conductance vectors, :func:`box_population` of ``cells.get("stg")`` (g_leak ∈ [0.005, 0.02])."""
+    return box_population("stg", n, seed)

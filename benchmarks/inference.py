@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from condspace import cells, inference, recordings
+from condspace import cells, inference
 from condspace._parallel import worker_count
 from condspace.simulate import PARALLEL_MIN_WORK
 
@@ -42,23 +42,24 @@ def measure(fn):
 
 
 def observation(cell) -> np.ndarray:
-    """A recording to condition on: the shipped STG tonic train, or a simulated DA example."""
-    if cell.name == "stg":
-        return recordings.load_csv("data/recordings/stg_recordings.csv")["stg_tonic"]
-    trains, _ = inference.synthetic_recordings(cell, {"obs": (next(iter(cell.examples)), 0.1, 1)})
-    return trains["obs"]
+    """A recording to condition on: the cell's first tonic demonstration recording (STG: the shipped
+    ``stg_tonic``; DA: ``da_fast``, simulated), else its first one."""
+    trains, truth = inference.demonstration_recordings(cell, "data/recordings")
+    tonic = list(truth.index[truth["label"] == "spiking"]) or list(truth.index)
+    return trains[tonic[0]]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cell", default="stg", help="cell type (stg or da)")
-    ap.add_argument("--budget", type=int, default=None, help="training simulations (default: the standard budget)")
+    ap.add_argument("--cell", default="stg", help=f"cell type, one of {', '.join(cells.available())}")
+    ap.add_argument("--budget", type=int, default=None,
+                    help="training simulations (default: the cell's inference_budget)")
     ap.add_argument("--max-epochs", type=int, default=None, help="cap on epochs (default: standard settings)")
     ap.add_argument("--backend", default="numpy", help="simulation backend")
     ap.add_argument("--reuse-cache", action="store_true", help="load training set and posterior from the cache")
     args = ap.parse_args()
     cell = cells.get(args.cell)
-    budget = args.budget or inference.STANDARD_BUDGET[cell.name]
+    budget = args.budget or cell.inference_budget
     settings = inference.standard_settings(args.max_epochs)
     cache = None if args.reuse_cache else tempfile.mkdtemp(prefix="condspace-bench-")
     prior = inference.make_prior(cell)
@@ -69,8 +70,9 @@ def main() -> None:
     ts, cpu, wall = measure(lambda: inference.training_set(cell, budget, prior=prior, backend=args.backend,
                                                            cache_dir=cache, progress=False))
     sim_wall = ts.info["simulate_s"] if ts.info.get("cached") else wall
-    workers = worker_count(None, budget * inference.Protocol.for_cell(cell).t_max / 0.05, PARALLEL_MIN_WORK)
-    rows.append((f"simulate {budget} × {inference.Protocol.for_cell(cell).t_max / 1000:g} s (features incl.; "
+    protocol = inference.Protocol.for_cell(cell)
+    workers = worker_count(None, budget * protocol.t_max / protocol.dt, PARALLEL_MIN_WORK)
+    rows.append((f"simulate {budget} × {protocol.t_max / 1000:g} s (features incl.; "
                  f"{workers} process{'es' if workers > 1 else ''})",
                  "cached" if ts.info.get("cached") else ("workers" if workers > 1 else cpu), sim_wall))
     (post, _), cpu, wall = measure(lambda: inference.trained_posterior(cell, budget, settings=settings, prior=prior,

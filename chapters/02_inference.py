@@ -37,11 +37,11 @@
 # (`BACKEND="cupy"`) the simulations take seconds; training stays on the CPU.
 
 # %% tags=["parameters"]
-CELL_TYPE = "stg"  # "stg" (Liu et al. 1998) or "da" (Qian et al. 2014)
+CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg" (Liu et al. 1998), "da" (Qian et al. 2014), ...
 FAST = False  # True: tiny budget and few epochs (used by `make test`)
 BACKEND = "numpy"  # simulation backend: "auto", "numpy" or "cupy"
 SEED = 0  # seed of the training set, the training and the sampling
-N_TRAIN_FAST = 1500  # training simulations in FAST mode (full mode: inference.STANDARD_BUDGET)
+N_TRAIN_FAST = 1500  # training simulations in FAST mode (full mode: the cell's declared inference_budget)
 MAX_EPOCHS_FAST = 40  # cap on training epochs in FAST mode
 N_TEST = 1000  # held-out simulations for calibration (FAST: 100); ±0.016 standard error at 50 %
 N_CHECK = 500  # posterior samples simulated per recording for the predictive check (FAST: 40)
@@ -55,13 +55,13 @@ import sbi
 import torch
 
 import condspace
-from condspace import cells, inference, plotting, recordings, resolve, simulate
+from condspace import cells, inference, plotting, resolve, simulate
 
 # %%
 backend = resolve(BACKEND)
 cell = cells.get(CELL_TYPE)
 plotting.use_style()
-n_train = N_TRAIN_FAST if FAST else inference.STANDARD_BUDGET[cell.name]
+n_train = N_TRAIN_FAST if FAST else cell.inference_budget
 settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else None)
 n_test, n_check = (100, 40) if FAST else (N_TEST, N_CHECK)
 print(f"condspace {condspace.__version__} | {backend.describe()} | sbi {sbi.__version__} | torch {torch.__version__} "
@@ -70,19 +70,15 @@ print(f"condspace {condspace.__version__} | {backend.describe()} | sbi {sbi.__ve
 # %% [markdown]
 # ## The inverse problem
 #
-# A recording is a list of spike times. For the STG neuron the book ships four synthetic recordings
-# (`data/recordings/`, made by `tools/make_recordings.py`): published conductance sets simulated
-# with a weak noise current (tonic, two bursters) and one with a strong noise current (irregular).
-# Because they are synthetic, the conductances that produced them are known; the inference never
-# sees them. For the DA neuron we simulate two recordings the same way, here.
+# A recording is a list of spike times. Each cell type declares its demonstration recordings:
+# published conductance sets simulated with a noise current. For the STG neuron the book ships four
+# (`data/recordings/`, made by `tools/make_recordings.py`): three with a weak noise current (tonic,
+# two bursters) and one with a strong noise current (irregular); for other cell types (the DA
+# neuron: a fast spiker and a burster) they are simulated here the same way. Because they are
+# synthetic, the conductances that produced them are known; the inference never sees them.
 
 # %%
-if cell.name == "stg":
-    trains = recordings.load_csv("data/recordings/stg_recordings.csv")
-    truth = pd.read_csv("data/recordings/stg_ground_truth.csv", dtype={"ID": str}).set_index("ID")
-else:
-    spec = {"da_fast": ("fast spiking", 0.1, 1), "da_bursting": ("bursting", 0.1, 2)}
-    trains, truth = inference.synthetic_recordings(cell, spec)
+trains, truth = inference.demonstration_recordings(cell, "data/recordings")  # the files, or simulated
 duration = float(truth["duration_ms"].iloc[0])
 truth[["example", "noise_std", "label", "rate_hz", "cv_isi", "spikes_per_burst", "burst_period_ms"]].round(3)
 

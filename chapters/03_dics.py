@@ -37,19 +37,18 @@
 # simulates chapter 2's two synthetic recordings (≈ 1–2 min).
 
 # %% tags=["parameters"]
-CELL_TYPE = "stg"  # "stg" (Liu et al. 1998) or "da" (Qian et al. 2014)
+CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg" (Liu et al. 1998), "da" (Qian et al. 2014), ...
 FAST = False  # True: small populations and a tiny map (used by `make test`)
 BACKEND = "auto"  # "auto", "numpy" or "cupy"
 SEED = 0  # seed of the population draw and of chapter 2's posterior (training set, training, sampling)
 N_POPULATION = 500  # neurons in the degenerate population (full mode)
 N_POPULATION_FAST = 60  # neurons in the degenerate population (FAST mode)
-MODULATION_TARGET = (-4.0, 5.0)  # (g_s, g_u) × g_leak the population is modulated to (slow positive feedback at V*)
-MAP_RANGES = {"stg": ((-20.0, 20.0), (0.0, 20.0)), "da": ((-15.0, 15.0), (0.0, 20.0))}  # (g_s, g_u) ranges, Fyon et al. 2024
+MODULATION_TARGET = None  # (g_s, g_u) × g_leak the population is modulated to; None: the cell's bursting target
 MAP_POINTS = (11, 6)  # grid points along g_s and g_u (full mode)
 MAP_POINTS_FAST = (3, 2)  # grid points along g_s and g_u (FAST mode)
 N_PER_POINT = 16  # neurons simulated per grid point (full mode)
 N_PER_POINT_FAST = 6  # neurons simulated per grid point (FAST mode)
-N_TRAIN_FAST = 1500  # chapter 2's FAST training budget, so its cached posterior is reused (full: STANDARD_BUDGET)
+N_TRAIN_FAST = 1500  # chapter 2's FAST training budget, so its cached posterior is reused (full: inference_budget)
 MAX_EPOCHS_FAST = 40  # chapter 2's FAST cap on training epochs
 N_SAMPLES = 1000  # posterior samples per recording mapped to the DIC plane
 N_PRIOR = 20000  # prior draws mapped to the DIC plane (the reference spread)
@@ -61,7 +60,8 @@ import pandas as pd
 from scipy import stats
 
 import condspace
-from condspace import cells, dics, features, inference, plotting, populations, recordings, resolve, simulate
+from condspace import cells, dics, features, inference, plotting, populations, resolve, simulate
+from condspace import neuromodulation as nm
 
 # %%
 backend = resolve(BACKEND)
@@ -72,6 +72,7 @@ plotting.use_style()
 n_population = N_POPULATION_FAST if FAST else N_POPULATION
 n_gs, n_gu = MAP_POINTS_FAST if FAST else MAP_POINTS
 n_per_point = N_PER_POINT_FAST if FAST else N_PER_POINT
+modulation_target = MODULATION_TARGET or cell.modulation_target("bursting")  # declared with the cell
 print(f"condspace {condspace.__version__} | {backend.describe()} | numpy {np.__version__} | pandas {pd.__version__} | "
       f"cell {cell.name}: {cell.title} | protocol {protocol} ms | V* = {recipe.V_ref} mV | N = {n_population}")
 
@@ -177,10 +178,10 @@ fig = plotting.plot_conductance_pairs(G[:, [cell.index(n) for n in varying]], va
 # pair for g_s < 0; all other conductances kept), and compare.
 
 # %%
-modulated = populations.modulate(cell, G, MODULATION_TARGET)
+modulated = populations.modulate(cell, G, modulation_target)
 pair = "+".join(modulated.meta["pairs"][0])
 G_both = np.concatenate([G, modulated.g[modulated.reachable]])
-names = np.repeat([f"spiking target {spiking_target}", f"{pair} to {MODULATION_TARGET}"],
+names = np.repeat([f"spiking target {spiking_target}", f"{pair} to {modulation_target}"],
                   [len(G), modulated.n_reachable])
 res = simulate(cell, G_both, backend=backend, **protocol)
 table = features.from_simulation(res).assign(population=names)
@@ -222,7 +223,8 @@ fig = plotting.plot_feature_distributions(
 # %% [markdown]
 # ## A map of activity in the (g_s, g_u) plane
 #
-# Now a grid of targets over the range used by Fyon et al. (2024). Building each grid population
+# Now a grid of targets over the range the cell declares (for the STG and DA neurons, the range
+# used by Fyon et al. (2024)). Building each grid population
 # from scratch with the spiking recipe fails far from the spiking target: away from it the g_f rule
 # of the recipe (g_f = a·g_s + b) asks for DICs that the solved channels can only produce with a
 # negative conductance (for the STG at g_s ≤ −6, a negative sodium conductance). So, as a
@@ -230,7 +232,7 @@ fig = plotting.plot_feature_distributions(
 # cell's default channel pair for the target (g_s, g_u), leaving g_f free.
 
 # %%
-gs_axis, gu_axis = (np.linspace(*MAP_RANGES[cell.name][k], n) for k, n in enumerate((n_gs, n_gu)))
+gs_axis, gu_axis = (np.linspace(*bounds, n) for bounds, n in zip(nm.map_ranges(cell), (n_gs, n_gu), strict=True))
 targets = [(s, u) for u in gu_axis for s in gs_axis]  # row-major: g_u rows, g_s columns
 start = G[:n_per_point]
 grid = [populations.modulate(cell, start, t) for t in targets]
@@ -255,7 +257,7 @@ counts = pd.crosstab(map_table["point"], map_table["label"]).reindex(
 fractions = counts / n_per_point  # over all neurons of the grid point: unreachable ones are in no class
 fractions[np.array([m.n_reachable for m in grid]) == 0] = np.nan  # blank where no neuron is reachable
 print(f"simulated {len(G_map)} neurons at {len(targets)} grid points in {res_map.metadata['wall_s']:.1f} s")
-markers = {"spiking target": spiking_target, "modulation target": MODULATION_TARGET}
+markers = {"spiking target": spiking_target, "modulation target": modulation_target}
 fig = plotting.plot_dic_map(gs_axis, gu_axis, {f"fraction {c}": fractions[c].to_numpy().reshape(shape)
                                                for c in ("spiking", "bursting", "silent")}, markers=markers)
 
@@ -291,15 +293,10 @@ fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(
 # epochs), whose numbers are looser and promise nothing.
 
 # %%
-if cell.name == "stg":
-    trains = recordings.load_csv("data/recordings/stg_recordings.csv")
-    truth = pd.read_csv("data/recordings/stg_ground_truth.csv", dtype={"ID": str}).set_index("ID")
-else:  # chapter 2's synthetic DA recordings
-    spec = {"da_fast": ("fast spiking", 0.1, 1), "da_bursting": ("bursting", 0.1, 2)}
-    trains, truth = inference.synthetic_recordings(cell, spec)
+trains, truth = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
 duration = float(truth["duration_ms"].iloc[0])
 prior = inference.make_prior(cell)
-n_train = N_TRAIN_FAST if FAST else inference.STANDARD_BUDGET[cell.name]
+n_train = N_TRAIN_FAST if FAST else cell.inference_budget
 settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else None)
 post, _ = inference.trained_posterior(cell, n_train, settings=settings, prior=prior, seed=SEED, backend=BACKEND)
 print(f"chapter 2's posterior: {post.info['n_train']} training pairs, "

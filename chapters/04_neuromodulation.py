@@ -35,13 +35,13 @@
 # GPU (`BACKEND="cupy"`) takes seconds too.
 
 # %% tags=["parameters"]
-CELL_TYPE = "stg"  # "stg" (Liu et al. 1998) or "da" (Qian et al. 2014)
+CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg" (Liu et al. 1998), "da" (Qian et al. 2014), ...
 FAST = False  # True: small populations, a coarse map, few simulations (used by `make test`)
 BACKEND = "auto"  # simulation backend: "auto", "numpy" or "cupy"
 SEED = 0  # seed of the population draws and of the posterior samples
 N_POPULATION = 1000  # neurons in the compensation population (full mode)
 N_POPULATION_FAST = 200  # neurons in the compensation population (FAST mode)
-PATH_END = {"stg": (-4.0, 5.0), "da": (-2.0, 5.0)}  # end of the path (g_s, g_u) × g_leak: slow positive feedback
+PATH_END = None  # end of the path (g_s, g_u) × g_leak; None: the cell's declared bursting target
 N_POINTS = 21  # points along the path
 GRID_STEP = 0.5  # spacing of the reachability maps, × g_leak (full mode)
 GRID_STEP_FAST = 2.0  # spacing of the reachability maps, × g_leak (FAST mode)
@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 
 import condspace
-from condspace import cells, dics, features, inference, plotting, populations, recordings, resolve, simulate
+from condspace import cells, dics, features, inference, plotting, populations, resolve, simulate
 from condspace import neuromodulation as nm
 
 # %%
@@ -67,7 +67,7 @@ plotting.use_style()
 n_population = N_POPULATION_FAST if FAST else N_POPULATION
 n_simulated = N_SIMULATED_FAST if FAST else N_SIMULATED
 step = GRID_STEP_FAST if FAST else GRID_STEP
-start, end = tuple(recipe.target[1:]), PATH_END[cell.name]
+start, end = cell.modulation_target("spiking"), PATH_END or cell.modulation_target("bursting")  # declared
 print(f"condspace {condspace.__version__} | {backend.describe()} | numpy {np.__version__} | pandas {pd.__version__} | "
       f"cell {cell.name}: {cell.title} | V* = {recipe.V_ref} mV | path {start} → {end} | N = {n_population}")
 
@@ -219,12 +219,9 @@ fig = plotting.plot_traces(t_all[window], np.array(traces),
 # predictive-check rule). That population is not inferred; it is a neighbourhood of the recording.
 
 # %%
-if cell.name == "stg":
-    train = recordings.load_csv("data/recordings/stg_recordings.csv")["stg_tonic"]
-    truth = pd.read_csv("data/recordings/stg_ground_truth.csv", dtype={"ID": str}).set_index("ID").loc["stg_tonic"]
-else:
-    trains, table = inference.synthetic_recordings(cell, {"da_fast": ("fast spiking", 0.1, 1)})
-    train, truth = trains["da_fast"], table.loc["da_fast"]
+trains, table = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
+tonic = table.index[table["label"] == "spiking"][0]  # the first tonic one the cell declares
+train, truth = trains[tonic], table.loc[tonic]
 x_obs, observed = inference.observe(train, float(truth["duration_ms"]))
 prior = inference.make_prior(cell)
 print(f"recording: {observed['label']}, {observed['rate_hz']:.1f} Hz")
@@ -232,7 +229,7 @@ print(f"recording: {observed['label']}, {observed['rate_hz']:.1f} Hz")
 # %%
 rng = np.random.default_rng(SEED)
 if USE_POSTERIOR and not FAST:
-    post, _ = inference.trained_posterior(cell, inference.STANDARD_BUDGET[cell.name],
+    post, _ = inference.trained_posterior(cell, cell.inference_budget,
                                           settings=inference.standard_settings(), prior=prior, seed=SEED, backend=BACKEND)
     source, G_inf = "posterior samples", inference.conductances(cell, prior, post.sample(N_INFERRED, x_obs, seed=SEED))
 else:

@@ -13,8 +13,10 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from condspace import simulate  # noqa: E402
 from condspace.backend import gpu_available  # noqa: E402
 
 MARKERS = {
@@ -38,3 +40,24 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="no CUDA device answers (condspace.backend.gpu_available() is False)")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+_PUBLISHED_RUNS: dict[int, tuple] = {}
+
+
+def _published_run(cell):
+    """One NumPy simulation of every published example set of ``cell`` (``cell.examples`` order) with
+    the cell's protocol and no applied current, computed once per session and cell object."""
+    cached = _PUBLISHED_RUNS.get(id(cell))
+    if cached is None or cached[0] is not cell:
+        g = np.array([[ex[k] for k in cell.conductance_names] for ex in cell.examples.values()])
+        cached = (cell, simulate(cell, g, backend="numpy", **cell.protocol))
+        _PUBLISHED_RUNS[id(cell)] = cached
+    return cached[1]
+
+
+@pytest.fixture(scope="session")
+def published_run():
+    """``published_run(cell)``: the shared simulation of a cell's published examples (the DA one
+    costs about a minute, so test_simulate and test_cells share it)."""
+    return _published_run

@@ -32,11 +32,11 @@ def _matrix(cell):
 
 
 @pytest.fixture(scope="module")
-def published():
+def published(published_run):
     """Spike trains of every published set over the cell's literature protocol (NumPy, table)."""
     out = {}
     for cell in (STG, DA):
-        res = simulate(cell, _matrix(cell), backend="numpy", **cell.protocol)
+        res = published_run(cell)  # shared with tests/test_cells.py (conftest.py)
         assert res.ok.all()
         out[cell.name] = dict(zip(cell.examples, res.spike_times, strict=True)), res.duration
     return out

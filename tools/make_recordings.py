@@ -1,21 +1,24 @@
-"""Generate the synthetic STG recordings shipped in data/recordings/ (deterministic).
+"""Generate the synthetic recordings shipped in data/recordings/ (deterministic).
 
 Usage (from the repository root)::
 
-    .venv/bin/python tools/make_recordings.py            # writes data/recordings/
-    .venv/bin/python tools/make_recordings.py --check    # regenerates in memory, compares with the files
+    .venv/bin/python tools/make_recordings.py                # writes data/recordings/ (STG)
+    .venv/bin/python tools/make_recordings.py --check        # regenerates in memory, compares with the files
+    .venv/bin/python tools/make_recordings.py --cell da      # another cell type's recordings
 
-Each recording is one published STG conductance set (``condspace.cells.get("stg").examples``,
-Fyon et al. 2024; Brandoit et al. 2025) simulated by :func:`condspace.inference.synthetic_recordings`
-with the literature protocol (6000 ms, the first 3000 ms discarded, dt 0.05 ms, NumPy backend,
-float64, ``method="table"``) plus a low-pass filtered Gaussian noise current (4th-order
-Butterworth, 1 kHz; ``noise_std`` is the standard deviation after filtering, SCIENCE.md §5).
-Spike times are absolute (ms from the start of the simulation, so they lie in [3000, 6000]) and
-rounded to 1 µs.
+The recordings are the ones the cell declares (``CellType.recordings``: ID → published example
+set, noise, seed; for the STG the sets of Fyon et al. 2024 and Brandoit et al. 2025), simulated by
+:func:`condspace.inference.synthetic_recordings` with the cell's protocol (STG: 6000 ms, the first
+3000 ms discarded, dt 0.05 ms; NumPy backend, float64, ``method="table"``) plus a low-pass
+filtered Gaussian noise current (4th-order Butterworth, 1 kHz; ``noise_std`` is the standard
+deviation after filtering, SCIENCE.md §5). Spike times are absolute (ms from the start of the
+simulation, so they lie in [3000, 6000] for the STG) and rounded to 1 µs.
 
-Writes ``stg_recordings.csv`` (``ID,spiking_times``, the format of :mod:`condspace.recordings`)
-and ``stg_ground_truth.csv`` (per ID the conductances in mS/cm², noise, seed, protocol, and the
-class and features of the recorded train from :func:`condspace.features.extract`).
+Writes ``<cell>_recordings.csv`` (``ID,spiking_times``, the format of :mod:`condspace.recordings`)
+and ``<cell>_ground_truth.csv`` (per ID the conductances in mS/cm², noise, seed, protocol, and the
+class and features of the recorded train from :func:`condspace.features.extract`). The chapters
+read them through :func:`condspace.inference.demonstration_recordings`, which simulates the
+declared recordings instead when a cell has no files here.
 """
 
 from __future__ import annotations
@@ -27,19 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-from condspace import inference, recordings
+from condspace import cells, inference, recordings
 
 ROOT = Path(__file__).resolve().parent.parent
-
-#: ID → (published example, noise_std µA/cm², seed). Weak noise for the clean recordings (CV of
-#: the tonic train ≈ 0.007); the irregular one is the regular "DIC spiking" set (13 Hz without
-#: noise) driven by strong noise, which breaks its regularity (CV 0.17 > 0.15: classed bursting).
-RECORDINGS: dict[str, tuple[str, float, int]] = {
-    "stg_tonic": ("tonic spiking", 0.1, 1),
-    "stg_bursting": ("bursting", 0.1, 2),
-    "stg_bursting_dic": ("DIC bursting a", 0.1, 3),
-    "stg_irregular": ("DIC spiking", 8.0, 4),
-}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "data" / "recordings", help="output folder")
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
+    parser.add_argument("--cell", default="stg", choices=cells.available(), help="cell type (default: %(default)s)")
     args = parser.parse_args(argv)
-    trains, truth = inference.synthetic_recordings("stg", RECORDINGS)
-    rec_path, truth_path = args.out / "stg_recordings.csv", args.out / "stg_ground_truth.csv"
+    cell = cells.get(args.cell)
+    trains, truth = inference.synthetic_recordings(cell, cell.recordings)
+    rec_path, truth_path = args.out / f"{cell.name}_recordings.csv", args.out / f"{cell.name}_ground_truth.csv"
     buf = io.StringIO()
     truth.to_csv(buf, float_format="%.10g", lineterminator="\n")
     if args.check:

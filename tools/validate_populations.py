@@ -1,13 +1,15 @@
 """Validation by simulation of DIC populations (SCIENCE.md §4): print a table of class fractions.
 
 For each cell type, a spiking population is built by compensation at the cell's spiking target
-(STG (g_f, g_s, g_u) = (−6.2, 4, 5) at −51 mV; DA (−12.95, 0.5, 5) at −55.5 mV), then modulated to
-the bursting target (g_s, g_u) = (−4, 5) by re-solving one channel pair (STG {CaS, H}, DA
-{ERG, CaL}). Both populations are simulated with the cell's protocol (STG 6 s, DA 12 s, first
-3 s discarded) and classified (condspace.features). Fractions are over all n drawn neurons:
-an unreachable neuron (no non-negative solution) counts against the expected class.
+(its population recipe: STG (g_f, g_s, g_u) = (−6.2, 4, 5) at −51 mV; DA (−12.95, 0.5, 5) at
+−55.5 mV), then modulated to the cell's declared bursting target (``modulation_targets``: STG
+(g_s, g_u) = (−4, 5), DA (−2, 5)) by re-solving the recipe's default channel pair for it (STG
+{CaS, H}, DA {ERG, CaL}). Both populations are simulated with the cell's protocol (STG 6 s at
+dt 0.05 ms, DA 12 s at dt 0.025 ms, first 3 s discarded) and classified (condspace.features).
+Fractions are over all n drawn neurons: an unreachable neuron (no non-negative solution) counts
+against the expected class.
 
-    .venv/bin/python tools/validate_populations.py --n 1000            # both cells, ~15 min on 2 cores
+    .venv/bin/python tools/validate_populations.py --n 1000            # every cell, ~15 min on 2 cores (STG + DA)
     .venv/bin/python tools/validate_populations.py --cells stg --n 200
 
 The test suite checks the STG case with 200 neurons (tests/test_validation.py).
@@ -22,17 +24,16 @@ import numpy as np
 import pandas as pd
 
 from condspace import cells, features, simulate
-from condspace.populations import modulate, spiking_population
-
-BURSTING_TARGET = (-4.0, 5.0)  # (g_s, g_u) × g_leak: slow positive feedback (SCIENCE.md §3–4)
-PAIRS = {"stg": ("CaS", "H"), "da": ("ERG", "CaL")}  # SCIENCE.md §4 default pairs for g_s < 0
+from condspace.populations import modulate, modulation_pair, spiking_population
 
 
 def validate(cell_name: str, n: int, seed: int, backend: str) -> list[dict]:
     """Rows of the table for one cell type: the spiking population and its modulation."""
     cell = cells.get(cell_name)
+    target = cell.modulation_target("bursting")
+    pair = modulation_pair(cell, *target)  # SCIENCE.md §4 default pair for the target
     base = spiking_population(cell, n, seed)
-    mod = modulate(cell, base.g[base.reachable], BURSTING_TARGET, channels=PAIRS[cell_name])
+    mod = modulate(cell, base.g[base.reachable], target, channels=pair)
     G = np.concatenate([base.g[base.reachable], mod.g[mod.reachable]])
     t0 = time.perf_counter()
     res = simulate(cell, G, backend=backend, **cell.protocol)
@@ -40,7 +41,7 @@ def validate(cell_name: str, n: int, seed: int, backend: str) -> list[dict]:
     table = features.from_simulation(res)
     k = base.n_reachable
     parts = [("spiking", tuple(base.meta["target"][1:]), "+".join(base.solve_for), "spiking", table.iloc[:k]),
-             ("modulated", BURSTING_TARGET, "+".join(PAIRS[cell_name]), "bursting", table.iloc[k:])]
+             ("modulated", target, "+".join(pair), "bursting", table.iloc[k:])]
     rows = []
     for name, target, channels, expected, sub in parts:
         counts = sub["label"].value_counts()
@@ -62,7 +63,9 @@ def validate(cell_name: str, n: int, seed: int, backend: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", nargs="+", default=["stg", "da"], choices=sorted(PAIRS), help="cell types")
+    with_recipe = [name for name in cells.available() if cells.get(name).population is not None]
+    parser.add_argument("--cells", nargs="+", default=with_recipe, choices=with_recipe,
+                        help="cell types (default: every one with a population recipe)")
     parser.add_argument("--n", type=int, default=1000, help="neurons per population (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the population draw (default: %(default)s)")
     parser.add_argument("--backend", default="auto", help="simulation backend (default: %(default)s)")

@@ -8,6 +8,7 @@ Voltages in mV, times in ms, [Ca] in µM.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,9 +223,63 @@ class PopulationRecipe:
     modulation_pairs: tuple[tuple[str, tuple[str, str]], ...] = ()
 
 
+ACTIVITIES = ("silent", "spiking", "bursting")
+"""Activity classes a :class:`Behaviour` may name: the classes of :mod:`condspace.features`
+(silent: fewer than 3 spikes; spiking: CV_ISI ≤ 0.15; bursting: otherwise; SCIENCE.md §5)."""
+
+DEFAULT_DT = 0.05
+"""Time step (ms) of a protocol that declares none."""
+
+DEFAULT_INFERENCE_BUDGET = 20_000
+"""Training simulations of a cell that declares no ``inference_budget``."""
+
+DEFAULT_RECORDING_NOISE = 0.1
+"""Noise (µA/cm², standard deviation after filtering) of the default demonstration recordings."""
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """A published behaviour that a declaration must reproduce (checked by tests/test_cells.py).
+
+    The example set ``cell.examples[example]`` is simulated with the constant applied current
+    ``current`` and the cell's protocol (t_max, transient, dt, no noise); the activity class of the
+    spikes after the transient (:func:`condspace.features.classify`) must equal ``activity``.
+
+    Attributes:
+        description: What the paper reports, in words (e.g. "tonic firing at ≈ 15 Hz").
+        example: Label of the example set in ``cell.examples``.
+        current: Constant applied current I_app (µA/cm²); positive depolarises.
+        activity: Expected class, one of :data:`ACTIVITIES`.
+        source: Paper and figure (or table) that reports the behaviour.
+    """
+
+    description: str
+    example: str
+    current: float
+    activity: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.activity not in ACTIVITIES:
+            raise ValueError(f"Behaviour {self.description!r}: activity must be one of {ACTIVITIES}, "
+                             f"got {self.activity!r}")
+        current = self.current
+        if isinstance(current, bool) or not isinstance(current, (int, float)) or not math.isfinite(current):
+            raise ValueError(f"Behaviour {self.description!r}: current must be a finite number (µA/cm²), "
+                             f"got {self.current!r}")
+
+
+DICPoint = tuple[float, float]
+"""A point (g_s, g_u) of the DIC plane, in multiples of g_leak."""
+
+
 @dataclass(frozen=True)
 class CellType:
-    """A conductance-based cell type, declared once and read by every engine.
+    """A conductance-based cell type, declared once and read by every engine, chapter and tool.
+
+    Everything the book needs to know about a cell type is a field here, so that a new cell type
+    is one file in :mod:`condspace.cells`. Fields marked *derived* may be omitted: ``None`` is
+    replaced at construction by a value computed from the other fields (documented per field).
 
     Attributes:
         name: Short registry name (``"stg"``).
@@ -236,12 +291,36 @@ class CellType:
         calcium: The calcium pool, or ``None``.
         box: Literature box of conductance ranges (mS/cm²) for the inferred conductances.
         fixed: Conductances held at a value, not inferred (mS/cm²).
-        examples: Published example conductance sets, label → {g_name: value}.
+        examples: Published example conductance sets, label → {g_name: value} (mS/cm²).
         dic_reference: Reference time constants for the DIC weights, one per timescale
             ("fast", "slow", "ultraslow"): a gate reference (its τ(V)) or a constant (ms).
-        protocol: Default simulation protocol, {"t_max": ms, "transient": ms, "dt": ms}.
+        protocol: Default simulation protocol, {"t_max": ms, "transient": ms, "dt": ms}, used by
+            every function that simulates unless told otherwise. ``dt`` may be omitted
+            (:data:`DEFAULT_DT`, 0.05 ms); the analysed window is t_max − transient.
         population: The compensation recipe of the literature, or ``None``.
         meta: Reference, DOI, species, notes.
+        prior_widening: Inference prior bounds that replace the box's, g_name → (low, high)
+            (mS/cm²), e.g. so that every published example lies inside the prior or the leak
+            stays positive; default none (the prior is the box, :meth:`prior_box`).
+        inference_budget: Training simulations of the standard posterior
+            (:func:`condspace.inference.trained_posterior` with the standard estimator); default
+            :data:`DEFAULT_INFERENCE_BUDGET` (20,000).
+        dic_map_ranges: ((g_s low, g_s high), (g_u low, g_u high)) of the cell's reachability and
+            activity maps (multiples of g_leak). ``None`` (default): derived by
+            :func:`condspace.neuromodulation.map_ranges` from the DICs at V* of draws from the
+            prior box (the DIC engine is not importable here).
+        modulation_targets: The two regimes of the neuromodulation chapters as DIC points,
+            {"spiking": (g_s, g_u), "bursting": (g_s, g_u)} (× g_leak at the recipe's V*); a path
+            runs from the first to the second. *Derived* when ``None``: spiking = the (g_s, g_u)
+            of the population recipe's target, bursting = (−|g_s|, g_u) of it (slow positive
+            feedback of the same size, SCIENCE.md §3); empty without a recipe.
+        recordings: Demonstration recordings (synthetic, ground truth known), ID →
+            (example label, noise_std µA/cm² after filtering, noise seed), simulated with the
+            cell's protocol by :func:`condspace.inference.synthetic_recordings`. *Derived* when
+            ``None``: one per example set, ID ``<name>_<label>``, noise
+            :data:`DEFAULT_RECORDING_NOISE`, seeds 1, 2, …
+        behaviours: Published behaviours the declaration must reproduce (:class:`Behaviour`);
+            a generic test simulates each of them.
     """
 
     name: str
@@ -258,6 +337,77 @@ class CellType:
     protocol: dict[str, float]
     population: PopulationRecipe | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    prior_widening: dict[str, tuple[float, float]] = field(default_factory=dict)
+    inference_budget: int = DEFAULT_INFERENCE_BUDGET
+    dic_map_ranges: tuple[DICPoint, DICPoint] | None = None
+    modulation_targets: dict[str, DICPoint] | None = None
+    recordings: dict[str, tuple[str, float, int]] | None = None
+    behaviours: tuple[Behaviour, ...] = ()
+
+    def __post_init__(self) -> None:
+        _set = object.__setattr__  # frozen: derived defaults are filled in once, here
+        _set(self, "protocol", self._checked_protocol())
+        budget = self.inference_budget
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise ValueError(f"cell {self.name!r}: inference_budget must be a positive integer (simulations), "
+                             f"got {self.inference_budget!r}")
+        for g_name, lohi in self.prior_widening.items():
+            if g_name not in self.box:
+                raise ValueError(f"cell {self.name!r}: prior_widening names {g_name!r}, which is not in the box "
+                                 f"{tuple(self.box)}")
+            if not float(lohi[0]) < float(lohi[1]):
+                raise ValueError(f"cell {self.name!r}: prior_widening[{g_name!r}] = {lohi} needs low < high")
+        if self.dic_map_ranges is not None:
+            for axis, (lo, hi) in zip(("g_s", "g_u"), self.dic_map_ranges, strict=True):
+                if not float(lo) < float(hi):
+                    raise ValueError(f"cell {self.name!r}: dic_map_ranges {axis} range {(lo, hi)} needs low < high")
+        if self.modulation_targets is None:
+            _set(self, "modulation_targets", self._derived_modulation_targets())
+        if self.recordings is None:
+            _set(self, "recordings", {f"{self.name}_{label.replace(' ', '_')}": (label, DEFAULT_RECORDING_NOISE, i + 1)
+                                      for i, label in enumerate(self.examples)})
+        for ident, (label, _, _) in self.recordings.items():
+            if label not in self.examples:
+                raise ValueError(f"cell {self.name!r}: recording {ident!r} names unknown example {label!r}; "
+                                 f"known: {sorted(self.examples)}")
+        for b in self.behaviours:
+            if not isinstance(b, Behaviour):
+                raise TypeError(f"cell {self.name!r}: behaviours must be Behaviour objects, got {type(b).__name__}")
+            if b.example not in self.examples:
+                raise ValueError(f"cell {self.name!r}: behaviour {b.description!r} names unknown example "
+                                 f"{b.example!r}; known: {sorted(self.examples)}")
+
+    def _checked_protocol(self) -> dict[str, float]:
+        missing = {"t_max", "transient"} - set(self.protocol)
+        unknown = set(self.protocol) - {"t_max", "transient", "dt"}
+        if missing or unknown:
+            raise ValueError(f"cell {self.name!r}: protocol needs keys t_max, transient and optionally dt (ms); "
+                             f"missing {sorted(missing)}, unknown {sorted(unknown)}")
+        proto = {"t_max": float(self.protocol["t_max"]), "transient": float(self.protocol["transient"]),
+                 "dt": float(self.protocol.get("dt", DEFAULT_DT))}
+        if not (0 < proto["dt"] <= proto["t_max"] and 0 <= proto["transient"] < proto["t_max"]):
+            raise ValueError(f"cell {self.name!r}: protocol {proto} needs 0 < dt ≤ t_max and 0 ≤ transient < t_max")
+        return proto
+
+    def _derived_modulation_targets(self) -> dict[str, DICPoint]:
+        if self.population is None:
+            return {}
+        g_s, g_u = (float(x) for x in self.population.target[1:])
+        return {"spiking": (g_s, g_u), "bursting": (-abs(g_s), g_u)}
+
+    def prior_box(self) -> dict[str, tuple[float, float]]:
+        """The inference prior's box: ``box`` with ``prior_widening`` applied (mS/cm²), inferred names only."""
+        box = {n: (float(self.box[n][0]), float(self.box[n][1])) for n in self.inferred_names}
+        box.update({n: (float(lo), float(hi)) for n, (lo, hi) in self.prior_widening.items()})
+        return box
+
+    def modulation_target(self, regime: str) -> DICPoint:
+        """The declared (g_s, g_u) of a regime (``"spiking"`` or ``"bursting"``), × g_leak."""
+        try:
+            return tuple(float(x) for x in self.modulation_targets[regime])
+        except KeyError:
+            raise KeyError(f"cell {self.name!r} declares no modulation target {regime!r} (CellType.modulation_targets:"
+                           f" {sorted(self.modulation_targets)}); declare it or a population recipe") from None
 
     @property
     def channel_names(self) -> tuple[str, ...]:

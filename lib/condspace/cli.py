@@ -25,7 +25,6 @@ import pandas as pd
 from condspace import cells, features, recordings
 from condspace.simulate import conductance_matrix, simulate
 
-DEFAULT_DURATION = 3000.0  # ms: the STG protocol analyses 6000 ms after discarding 3000 (SCIENCE.md §5)
 BACKENDS = ("auto", "numpy", "cupy", "cpu", "gpu")
 
 
@@ -173,8 +172,8 @@ def _simulate_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulated time in ms (default: the cell's protocol, 6000 for stg, 12000 for da)")
     p.add_argument("--transient", type=nonnegative_float, default=None, metavar="MS",
                    help="initial time in ms whose spikes are discarded (default: the cell's protocol, 3000)")
-    p.add_argument("--dt", type=positive_float, default=0.05, metavar="MS",
-                   help="integration time step in ms (default: %(default)s)")
+    p.add_argument("--dt", type=positive_float, default=None, metavar="MS",
+                   help="integration time step in ms (default: the cell's protocol, 0.05 for stg, 0.025 for da)")
     p.add_argument("--current", type=float, default=0.0, metavar="I",
                    help="constant applied current in µA/cm², the same for every neuron (default: %(default)s)")
     p.add_argument("--noise-std", type=nonnegative_float, default=0.0, metavar="SD",
@@ -193,15 +192,16 @@ def _simulate_run(args: argparse.Namespace) -> int:
     ids, g = read_conductances(args.conductances, cell)
     t_max = cell.protocol["t_max"] if args.t_max is None else args.t_max
     transient = cell.protocol["transient"] if args.transient is None else args.transient
+    dt = cell.protocol["dt"] if args.dt is None else args.dt
     try:
-        result = simulate(cell, g, t_max=t_max, dt=args.dt, transient=transient, current=args.current,
+        result = simulate(cell, g, t_max=t_max, dt=dt, transient=transient, current=args.current,
                           noise_std=args.noise_std, seed=args.seed, backend=args.backend)
     except RuntimeError as err:  # cupy requested without a GPU
         raise CLIError(str(err)) from None
     table = features.from_simulation(result)
     recordings.save_csv(out, result.spike_times, ids=ids, features=table)
     meta = result.metadata
-    print(f"simulated {len(ids)} {cell.name} neuron(s), {t_max:g} ms (transient {transient:g} ms, dt {args.dt:g} ms) "
+    print(f"simulated {len(ids)} {cell.name} neuron(s), {t_max:g} ms (transient {transient:g} ms, dt {dt:g} ms) "
           f"on {meta['backend']} ({meta['device']}) in {meta['wall_s']:.1f} s: {_count_labels(table['label'])} "
           f"-> {out}")
     return 0
@@ -219,8 +219,8 @@ table has one row per ID: ID, label, then
 NaN (an empty cell) marks a feature that does not apply to the train's class.
 
 Only rate_hz depends on --duration, the length of the recording window; it must be at least the
-span of every train. The default, {DEFAULT_DURATION:g} ms, is the STG protocol (6000 ms, first 3000
-discarded); use 9000 for the DA protocol (12000 ms, first 3000 discarded).
+span of every train. The default is the analysed window of the --cell's protocol (t_max - transient:
+3000 ms for stg, 6000 ms simulated with the first 3000 discarded; 9000 ms for da).
 
 example:
   python -m condspace features --recordings spikes.csv --duration 3000 --out features.csv
@@ -230,9 +230,11 @@ example:
 def _features_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recordings", required=True, metavar="SPIKES.csv",
                    help="recordings CSV: header ID,spiking_times, times as a quoted list in ms")
-    p.add_argument("--duration", type=positive_float, default=DEFAULT_DURATION, metavar="MS",
-                   help="length of the recording window in ms, used for rate_hz (default: %(default)s, "
-                        "the STG protocol; DA: 9000)")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="MS",
+                   help="length of the recording window in ms, used for rate_hz (default: the analysed window "
+                        "t_max - transient of the --cell's protocol)")
+    p.add_argument("--cell", default="stg", help="cell type whose protocol gives the default --duration, one of: "
+                                                 f"{', '.join(cells.available())} (default: %(default)s)")
     p.add_argument("--out", default=None, metavar="FEATURES.csv",
                    help="output CSV (written atomically); default: print the table to stdout")
 
@@ -240,8 +242,12 @@ def _features_arguments(p: argparse.ArgumentParser) -> None:
 def _features_run(args: argparse.Namespace) -> int:
     out = None if args.out is None else check_output_path(args.out, args.recordings)
     trains = recordings.load_csv(args.recordings)
+    duration = args.duration
+    if duration is None:
+        protocol = cells.get(args.cell).protocol
+        duration = protocol["t_max"] - protocol["transient"]
     try:
-        table = features.extract(trains, args.duration)
+        table = features.extract(trains, duration)
     except ValueError as err:
         raise ValueError(f"{args.recordings}: {err}") from None
     buf = io.StringIO()

@@ -70,8 +70,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="length of the recording window in ms (default: the cell's protocol, 3000 for stg, "
                         "9000 for da)")
     p.add_argument("--budget", type=positive_int, default=None,
-                   help="training simulations (default: the standard budget of the cell, "
-                        "condspace.inference.STANDARD_BUDGET)")
+                   help="training simulations (default: the cell's declared inference_budget, "
+                        "30000 for stg, 20000 for da)")
     p.add_argument("--max-epochs", type=positive_int, default=None,
                    help="cap on training epochs (default: the standard estimator settings)")
     p.add_argument("--seed", type=int, default=0, help="seed of the training set, training and sampling "
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"{args.recordings}: no recordings")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    budget = args.budget or inference.STANDARD_BUDGET[cell.name]
+    budget = args.budget or cell.inference_budget
     settings = inference.standard_settings(max_epochs=args.max_epochs)
     t0 = time.perf_counter()
     post, ts = inference.trained_posterior(cell, budget, settings=settings, seed=args.seed, backend=args.backend,

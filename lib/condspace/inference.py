@@ -75,27 +75,6 @@ _QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 LONG_ISI_FACTOR = 2.0  # an ISI longer than this × the 5th percentile ends a burst
 SERIAL_CORR_SCALE = 0.005  # log10 ISI spread (≈ 1.2 %) below which the serial correlation is shrunk to 0
 
-# Prior widening beyond the literature box (SCIENCE.md §6): the published STG "bursting" set has
-# ḡ_CaT 12.66 > 12 and ḡ_CaS 53.19 > 50, and the leak must stay positive (simulate() rejects
-# g_leak = 0 and the DICs are normalised by it). The DA "fast spiking" and "bursting" sets have
-# ḡ_CaL 0.187 and 0.112 > 0.1. Widened so that every published example lies strictly inside.
-PRIOR_WIDENING: dict[str, dict[str, tuple[float, float]]] = {
-    "stg": {"g_CaT": (0.0, 15.0), "g_CaS": (0.0, 60.0), "g_leak": (0.005, 0.02)},
-    "da": {"g_CaL": (0.0, 0.25)},
-}
-
-# The standard budget (training simulations) with the default EstimatorSettings. STG, measured
-# (seed 0; predictive checks of 600 posterior samples; joint-HPD coverage on 300 held-out draws,
-# 282 active): 20,000 simulations gave 0.79 (tonic; 0.76 with 200 samples in a book build),
-# 0.90 and 0.96 (bursting), coverage 0.41 at 50 % and 0.85 at 90 %: the tonic check misses the
-# issue's 80 %. 30,000 gave 0.84 (tonic), 0.93 and 0.985 (bursting), coverage 0.44 and 0.82, for
-# about 6 more minutes of simulation and training on a 2-core machine; the posterior retrained in a
-# fresh book build (277 epochs) gave 0.866, 0.948 and 0.998 (500 samples) but coverage 0.38 at 50 %
-# (0.83 at 90 %): single flows are overconfident at either budget, hence the ensemble of two flows
-# (EstimatorSettings.ensemble), calibrated at 30,000. DA: 20,000, not validated in full mode (a DA
-# simulation costs four times an STG one: twice the protocol, half the dt).
-STANDARD_BUDGET: dict[str, int] = {"stg": 30_000, "da": 20_000}
-
 # Predictive-check tolerances (issue "Inferring the degenerate set from spike times").
 RATE_TOLERANCE = 0.10  # tonic: rate within 10 %
 SPB_TOLERANCE = 1.0  # bursting: spikes per burst within ±1
@@ -182,15 +161,14 @@ def make_prior(cell: str | CellType, bounds: Mapping[str, tuple[float, float]] |
     Args:
         cell: Cell type or its name.
         bounds: Optional overrides name → (low, high) in mS/cm².
-        widen: Apply :data:`PRIOR_WIDENING` (default) so that the published examples lie inside.
+        widen: Apply the cell's ``prior_widening`` (default), e.g. so that the published examples
+            lie inside (:meth:`condspace.channels.CellType.prior_box`).
 
     Raises:
         KeyError: ``bounds`` names a conductance that is not inferred for this cell.
     """
     cell = _cells.get(cell)
-    box = {name: tuple(map(float, cell.box[name])) for name in cell.inferred_names}
-    if widen:
-        box.update(PRIOR_WIDENING.get(cell.name, {}))
+    box = cell.prior_box() if widen else {name: tuple(map(float, cell.box[name])) for name in cell.inferred_names}
     for name, lohi in (bounds or {}).items():
         if name not in box:
             raise KeyError(f"bounds: {name!r} is not an inferred conductance of {cell.name!r}; "
@@ -387,9 +365,9 @@ class Protocol:
 
     @classmethod
     def for_cell(cls, cell: str | CellType, **overrides: Any) -> Protocol:
-        """The literature protocol of a cell (``cell.protocol``), with optional overrides."""
+        """The literature protocol of a cell (``cell.protocol``: t_max, transient, dt), with optional overrides."""
         cell = _cells.get(cell)
-        kw = {"t_max": float(cell.protocol["t_max"]), "transient": float(cell.protocol["transient"])}
+        kw = {key: float(cell.protocol[key]) for key in ("t_max", "transient", "dt")}
         kw.update(overrides)
         return cls(**kw)
 
@@ -695,14 +673,16 @@ def cached_simulations(simulator: Callable[[np.ndarray], tuple[np.ndarray, np.nd
     return ts
 
 
-def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, protocol: Protocol | None = None,
+def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | None = None,
+                 protocol: Protocol | None = None,
                  seed: int = 0, backend: str = "numpy", cache_dir: str | Path | None = None,
                  use_cache: bool = True, progress: bool | None = None) -> TrainingSet:
     """Simulate (or load from the cache) ``n`` prior draws of a cell and their summary features.
 
     Args:
         cell: Cell type or its name.
-        n: Number of prior draws (silent and invalid ones are kept but marked not valid).
+        n: Number of prior draws (silent and invalid ones are kept but marked not valid); default the
+            cell's ``inference_budget``.
         prior: Default :func:`make_prior` of the cell.
         protocol: Default :meth:`Protocol.for_cell`.
         seed: Seed of the prior draws and of the noise.
@@ -712,6 +692,7 @@ def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, pr
         progress: Progress bar of the simulation.
     """
     cell = _cells.get(cell)
+    n = cell.inference_budget if n is None else n
     prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
 
@@ -797,7 +778,7 @@ class EstimatorSettings:
 
 
 def standard_settings(max_epochs: int | None = None) -> EstimatorSettings:
-    """The estimator used with :data:`STANDARD_BUDGET` (optionally with fewer epochs)."""
+    """The estimator used with a cell's ``inference_budget`` (optionally with fewer epochs)."""
     base = EstimatorSettings()
     return base if max_epochs is None else EstimatorSettings(**{**asdict(base), "max_epochs": int(max_epochs)})
 
@@ -1430,18 +1411,19 @@ def estimator_code_hash() -> str:
     return h.hexdigest()[:16]
 
 
-def trained_posterior(cell: str | CellType, n: int, *, settings: EstimatorSettings | None = None,
+def trained_posterior(cell: str | CellType, n: int | None = None, *, settings: EstimatorSettings | None = None,
                       prior: Prior | None = None, protocol: Protocol | None = None, seed: int = 0,
                       backend: str = "numpy", cache_dir: str | Path | None = None, use_cache: bool = True,
                       progress: bool | None = None) -> tuple[Posterior, TrainingSet]:
     """Training set + trained posterior for a cell, both cached (the posterior under a key that
     adds the estimator settings, library versions and :func:`estimator_code_hash` to the
-    training-set key).
+    training-set key). ``n`` training simulations, by default the cell's ``inference_budget``.
 
     Returns:
         (posterior, training set). ``posterior.info["cached"]`` tells whether it was loaded.
     """
     cell = _cells.get(cell)
+    n = cell.inference_budget if n is None else n
     settings = settings or EstimatorSettings()
     prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
@@ -1511,6 +1493,41 @@ def synthetic_recordings(cell: str | CellType, spec: Mapping[str, tuple[str, flo
                      **{k: feats[k] for k in ("label", "n_spikes", "rate_hz", "cv_isi", "spikes_per_burst",
                                               "burst_period_ms")}})
     return trains, pd.DataFrame(rows).set_index("ID")
+
+
+def demonstration_recordings(cell: str | CellType, folder: str | os.PathLike | None = None
+                             ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """The demonstration recordings a cell declares (``cell.recordings``), with their ground truth.
+
+    When ``folder`` holds ``<name>_recordings.csv`` and ``<name>_ground_truth.csv`` (written by
+    ``tools/make_recordings.py`` from the same declaration) they are read from there, as a user's
+    recordings would be; otherwise they are simulated now by :func:`synthetic_recordings` with the
+    cell's protocol. Either way the IDs are those of the declaration.
+
+    Args:
+        cell: Cell type or its name.
+        folder: Folder of shipped recordings (e.g. ``"data/recordings"``), or ``None`` to simulate.
+
+    Returns:
+        (ID → spike times in ms, ground truth DataFrame indexed by ID), as :func:`synthetic_recordings`.
+
+    Raises:
+        ValueError: The shipped files do not hold exactly the declared recordings.
+    """
+    from condspace import recordings as _recordings  # noqa: PLC0415  (file I/O only when asked)
+
+    cell = _cells.get(cell)
+    if folder is not None:
+        rec_path = Path(folder) / f"{cell.name}_recordings.csv"
+        truth_path = Path(folder) / f"{cell.name}_ground_truth.csv"
+        if rec_path.exists() and truth_path.exists():
+            trains = _recordings.load_csv(rec_path)
+            truth = pd.read_csv(truth_path, dtype={"ID": str}).set_index("ID")
+            if list(trains) != list(cell.recordings) or list(truth.index) != list(cell.recordings):
+                raise ValueError(f"folder: {rec_path} holds recordings {list(trains)}, but cell {cell.name!r} declares "
+                                 f"{list(cell.recordings)}; regenerate them with tools/make_recordings.py")
+            return trains, truth
+    return synthetic_recordings(cell, cell.recordings)
 
 
 # ----- checks ------------------------------------------------------------------------------------
@@ -1686,9 +1703,10 @@ def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | No
 
 __all__ = [
     "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION", "FlowEnsemble", "Posterior",
-    "PredictiveCheck", "Prior", "Protocol", "STANDARD_BUDGET", "SUMMARY_FEATURES", "SUMMARY_NAMES",
+    "PredictiveCheck", "Prior", "Protocol", "SUMMARY_FEATURES", "SUMMARY_NAMES",
     "SimulatedFeatures", "TrainingSet", "atomic_write", "cache_key", "cached_simulations", "conductances",
-    "default_cache_dir", "expected_coverage", "feature_cloud_distance", "held_out", "hpd_ranks", "leakage",
+    "default_cache_dir", "demonstration_recordings", "expected_coverage", "feature_cloud_distance", "held_out",
+    "hpd_ranks", "leakage",
     "load_posterior", "load_training_set", "make_prior", "observe", "predictive_check", "reproduces",
     "save_posterior", "save_training_set", "simulate_features", "standard_settings", "summary_features",
     "summary_frame", "synthetic_recordings", "torch_threads", "train", "train_restriction", "trained_posterior",

@@ -75,11 +75,11 @@ not converged)."""
 GRID_STEP = 0.5
 """Default spacing (× g_leak) of reachability maps."""
 
-MAP_RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
-    "stg": ((-20.0, 20.0), (0.0, 20.0)),
-    "da": ((-15.0, 15.0), (0.0, 20.0)),
-}
-"""(g_s range, g_u range) of the reachability maps of Fyon et al. 2024 (SCIENCE.md §4)."""
+MAP_RANGE_DRAWS = 2000
+"""Prior-box draws whose DICs set a map's range when the cell declares no ``dic_map_ranges``."""
+
+MAP_RANGE_ROUNDING = 5.0
+"""Derived map ranges are rounded outward to multiples of this (× g_leak)."""
 
 _ROWS = {2: (1, 2), 3: (0, 1, 2)}  # targeted DIC rows of a pair and of a triplet
 _CHUNK = 1 << 16  # target × neuron points iterated together in maps (cache-sized temporaries)
@@ -915,12 +915,59 @@ class ReachabilityMap:
         return pd.DataFrame(rows)
 
 
+_DERIVED_RANGES: dict[int, tuple[CellType, tuple[tuple[float, float], tuple[float, float]]]] = {}
+
+
+def map_ranges(cell: CellType | str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """((g_s low, g_s high), (g_u low, g_u high)) of a cell's maps, × g_leak.
+
+    The cell's declared ``dic_map_ranges`` (STG g_s [−20, 20], g_u [0, 20]; DA g_s [−15, 15],
+    g_u [0, 20]: Fyon et al. 2024, SCIENCE.md §4). A cell that declares none gets a range derived
+    from its prior: the DICs of :data:`MAP_RANGE_DRAWS` uniform draws from ``cell.prior_box()``
+    (seed 0; fixed conductances at their value) at the recipe's V* (at each draw's own V_th
+    without a recipe); g_s spans ±(95th percentile of |g_s|), g_u spans [min(0, 5th percentile),
+    max(0, 95th percentile)], each bound rounded outward to a multiple of
+    :data:`MAP_RANGE_ROUNDING` (every range at least one multiple wide). Derived once per cell
+    object.
+    """
+    cell = _cells.get(cell)
+    if cell.dic_map_ranges is not None:
+        (s0, s1), (u0, u1) = cell.dic_map_ranges
+        return (float(s0), float(s1)), (float(u0), float(u1))
+    cached = _DERIVED_RANGES.get(id(cell))
+    if cached is not None and cached[0] is cell:
+        return cached[1]
+    box = cell.prior_box()
+    rng = np.random.default_rng(0)
+    G = np.empty((MAP_RANGE_DRAWS, cell.n_channels))
+    for j, name in enumerate(cell.conductance_names):
+        G[:, j] = cell.fixed[name] if name in cell.fixed else rng.uniform(*box[name], MAP_RANGE_DRAWS)
+    if cell.population is not None:
+        d = np.asarray(_dics.dics(cell, G, cell.population.V_ref))
+        gs, gu = d[:, 1], d[:, 2]
+    else:
+        d = _dics.dics_at_threshold(cell, G)
+        gs, gu = d["g_s"].to_numpy(), d["g_u"].to_numpy()
+    gs, gu = gs[np.isfinite(gs)], gu[np.isfinite(gu)]
+    if gs.size == 0 or gu.size == 0:
+        raise ValueError(f"cell {cell.name!r}: no prior draw has finite DICs, so no map range can be derived; "
+                         "declare CellType.dic_map_ranges")
+    r = MAP_RANGE_ROUNDING
+    s_hi = r * max(1.0, np.ceil(np.quantile(np.abs(gs), 0.95) / r))
+    u_lo = r * min(0.0, np.floor(np.quantile(gu, 0.05) / r))
+    u_hi = r * max(0.0, np.ceil(np.quantile(gu, 0.95) / r))
+    u_hi = u_hi if u_hi > u_lo else u_lo + r
+    ranges = ((-float(s_hi), float(s_hi)), (float(u_lo), float(u_hi)))
+    _DERIVED_RANGES[id(cell)] = (cell, ranges)
+    return ranges
+
+
 def grid(cell: CellType | str, step: float = GRID_STEP) -> tuple[np.ndarray, np.ndarray]:
-    """The default (g_s, g_u) axes of a cell's maps (SCIENCE.md §4) at ``step`` (× g_leak)."""
+    """The default (g_s, g_u) axes of a cell's maps (:func:`map_ranges`) at ``step`` (× g_leak)."""
     cell = _cells.get(cell)
     if not (np.isfinite(step) and step > 0):
         raise ValueError(f"step: grid spacing must be > 0 (× g_leak), got {step}")
-    (s0, s1), (u0, u1) = MAP_RANGES.get(cell.name, MAP_RANGES["stg"])
+    (s0, s1), (u0, u1) = map_ranges(cell)
     return (np.linspace(s0, s1, int(round((s1 - s0) / step)) + 1),
             np.linspace(u0, u1, int(round((u1 - u0) / step)) + 1))
 
@@ -940,8 +987,8 @@ def reachability_map(cell: CellType | str, g: Any, pairs: Sequence[Sequence[str]
         cell: Cell type or registry name.
         g: (N, n_channels) starting conductances (mS/cm²).
         pairs: Channel subsets (2 or 3 names each); default every pair of :func:`active_channels`.
-        gs: g_s axis of the grid (× g_leak); default :func:`grid` (STG [−20, 20], DA [−15, 15]).
-        gu: g_u axis of the grid (× g_leak); default :func:`grid` ([0, 20]).
+        gs: g_s axis of the grid (× g_leak); default :func:`grid` (the cell's :func:`map_ranges`).
+        gu: g_u axis of the grid (× g_leak); default :func:`grid`.
         V: Reference voltage V* (mV); default the cell's recipe.
         eps: Tolerance on the achieved DICs (× g_leak).
         iterations: Maximum calcium fixed-point passes.
@@ -1064,7 +1111,7 @@ def expected_label(g_s: float) -> str:
 
 def validate(cell: CellType | str, trajectories: Trajectory | Mapping[str, Trajectory], points: Any = "end",
              target_label: str | None = None, t_max: float | None = None, transient: float | None = None,
-             dt: float = 0.05, backend: str = "auto", seed: int | None = 0,
+             dt: float | None = None, backend: str = "auto", seed: int | None = 0,
              record: int = 0) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Simulate populations before, along and after their paths and count who reached the target.
 
@@ -1080,7 +1127,7 @@ def validate(cell: CellType | str, trajectories: Trajectory | Mapping[str, Traje
             default the DIC reading of the path's end (:func:`expected_label`).
         t_max: Simulated time (ms); default the cell's protocol.
         transient: Initial time whose spikes are discarded (ms); default the cell's protocol.
-        dt: Time step (ms).
+        dt: Time step (ms); default the cell's protocol (STG 0.05, DA 0.025).
         backend: Integrator backend.
         seed: Seed (no noise is injected; kept for reproducible defaults).
         record: Voltage traces of this many neurons per (subset, point) and of the baseline are kept.
@@ -1118,6 +1165,7 @@ def validate(cell: CellType | str, trajectories: Trajectory | Mapping[str, Traje
         idx = [int(i) % n_pts for i in np.atleast_1d(points)]
     t_max = cell.protocol["t_max"] if t_max is None else t_max
     transient = cell.protocol["transient"] if transient is None else transient
+    dt = cell.protocol["dt"] if dt is None else dt
 
     # one batch: the baseline, then each (subset, point) with its reachable neurons
     N = first.baseline.shape[0]
@@ -1161,7 +1209,7 @@ def validate(cell: CellType | str, trajectories: Trajectory | Mapping[str, Traje
     return pd.DataFrame(rows), {"labels": labels, "traces": traces, "wall_s": res.metadata["wall_s"]}
 
 
-__all__ = ["CONVERGENCE_TOL", "DEFAULT_EPS", "DEFAULT_ITERATIONS", "MAP_RANGES", "STATUS", "Reachability",
+__all__ = ["CONVERGENCE_TOL", "DEFAULT_EPS", "DEFAULT_ITERATIONS", "MAP_RANGE_DRAWS", "STATUS", "Reachability",
            "ReachabilityMap", "Trajectory", "active_channels", "channel_pairs", "cost", "cost_table", "expected_label",
-           "fold_change", "grid", "modulate_along", "pair_label", "path", "path_summary", "reachability",
+           "fold_change", "grid", "map_ranges", "modulate_along", "pair_label", "path", "path_summary", "reachability",
            "reachability_map", "validate"]

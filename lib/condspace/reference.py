@@ -89,17 +89,20 @@ def rhs(cell: str | CellType, g: Any, current: float = 0.0):
     return f
 
 
-def simulate_scipy(cell: str | CellType, g: Any, *, t_max: float = 6000.0, transient: float = 3000.0,
+def simulate_scipy(cell: str | CellType, g: Any, *, t_max: float | None = None, transient: float | None = None,
                    method: str = "LSODA", rtol: float = 1e-8, atol: float = 1e-10,
                    current: float = 0.0, max_step: float = np.inf) -> np.ndarray:
     """Spike times (ms, after ``transient``) of one neuron integrated by ``solve_ivp``.
 
     Spikes are upward crossings of +10 mV, re-armed by a downward crossing of 0 mV (the same
-    rule as :func:`condspace.simulate`), located by solve_ivp's event finder.
+    rule as :func:`condspace.simulate`), located by solve_ivp's event finder. ``t_max`` and
+    ``transient`` (ms) default to the cell's protocol.
     """
     from scipy.integrate import solve_ivp  # noqa: PLC0415
 
     cell = _cells.get(cell)
+    t_max = cell.protocol["t_max"] if t_max is None else t_max
+    transient = cell.protocol["transient"] if transient is None else transient
 
     def up(t, y):
         return y[0] - SPIKE_THRESHOLD

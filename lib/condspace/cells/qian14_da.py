@@ -5,6 +5,7 @@ instantaneous Mg²⁺-blocked NMDA current and a leak. E_Ca is constant; there i
 """
 
 from condspace.channels import (
+    Behaviour,
     CellType,
     Channel,
     Gate,
@@ -77,6 +78,16 @@ def _named(values):
     return dict(zip(_NAMES, values, strict=True))
 
 
+_EXAMPLES_SOURCE = ("Fyon et al. 2024 PNAS Nexus 3:pgae415 and Brandoit et al. 2025 arXiv:2509.12783, published "
+                    "example sets of the Qian et al. 2014 model (no applied current); figure numbers not checked here")
+
+BEHAVIOURS = (
+    Behaviour("fast tonic spiking at ≈ 48 Hz", "fast spiking", 0.0, "spiking", _EXAMPLES_SOURCE),
+    Behaviour("slow tonic (pacemaker) spiking at ≈ 1 Hz", "tonic spiking", 0.0, "spiking", _EXAMPLES_SOURCE),
+    Behaviour("bursting, ≈ 10 spikes per burst", "bursting", 0.0, "bursting", _EXAMPLES_SOURCE),
+)
+
+
 CELL = CellType(
     name="da",
     title="Dopaminergic neuron (Qian et al. 2014)",
@@ -107,4 +118,15 @@ CELL = CellType(
         modulation_pairs=(("gs<0", ("ERG", "CaL")), ("else", ("ERG", "Kd"))),
     ),
     meta=META,
+    # The published "fast spiking" and "bursting" sets have ḡ_CaL 0.187 and 0.112 > 0.1.
+    prior_widening={"g_CaL": (0.0, 0.25)},
+    # Not validated in full mode (a DA simulation costs four times an STG one: twice the
+    # protocol, half the dt).
+    inference_budget=20_000,
+    dic_map_ranges=((-15.0, 15.0), (0.0, 20.0)),  # Fyon et al. 2024 (SCIENCE.md §4)
+    # Spiking at the recipe's target; bursting at a moderately negative g_s: the DA neuron bursts
+    # only in a window of moderately negative g_s and small g_u (chapter 3's activity map).
+    modulation_targets={"spiking": (0.5, 5.0), "bursting": (-2.0, 5.0)},
+    recordings={"da_fast": ("fast spiking", 0.1, 1), "da_bursting": ("bursting", 0.1, 2)},
+    behaviours=BEHAVIOURS,
 )
