@@ -3,6 +3,7 @@
 #
 #   make book    execute every chapters/NN_name.py in full mode into executed/, build _build/html
 #   make test    the whole pytest suite (chapters in FAST mode and a -W book build included)
+#   make fuzz    the Hypothesis input fuzzing suite with many examples (profile "fuzz", minutes)
 #   make bench   run every benchmarks/*.py (not the _helpers)
 #   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
 
@@ -29,12 +30,13 @@ DATA     := $(shell find data -type f 2>/dev/null)
 # No progress bars in executed notebooks or test logs; tests draw headless.
 export CONDSPACE_QUIET := 1
 
-.PHONY: help setup book chapters test bench lint clean distclean
+.PHONY: help setup book chapters test fuzz bench lint clean distclean
 
 help:
 	@echo "make setup     create .venv (Python >= 3.11) and install requirements.txt and -e ."
 	@echo "make book      execute chapters/*.py in full mode into executed/, build _build/html"
 	@echo "make test      run the test suite (chapters in FAST mode, -W book build)"
+	@echo "make fuzz      fuzz the input layer with many Hypothesis examples (tests/test_fuzz.py)"
 	@echo "make bench     run benchmarks/*.py"
 	@echo "make lint      ruff check"
 	@echo "make clean     remove _build, executed, caches;  make distclean: also .venv"
@@ -67,6 +69,10 @@ book: setup $(EXECUTED)
 test: setup
 	MPLBACKEND=Agg $(VENV)/bin/pytest
 
+# The Hypothesis profiles are registered in tests/conftest.py; `make test` uses "quick".
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz MPLBACKEND=Agg $(VENV)/bin/pytest tests/test_fuzz.py -q
+
 bench: setup
 	@shopt -s nullglob; scripts=(benchmarks/[!_]*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; fi; \
@@ -76,7 +82,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf _build executed .pytest_cache .ruff_cache sbi-logs
+	rm -rf _build executed .pytest_cache .ruff_cache sbi-logs .hypothesis
 
 distclean: clean
 	rm -rf $(VENV)

@@ -144,7 +144,10 @@ def number_array(value: Any, name: str) -> np.ndarray:
     Raises:
         ValueError: Naming the argument and the first offending entry.
     """
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists and the like
+        raise ValueError(f"{name}: not a rectangular array of numbers ({err})") from None
     kind = arr.dtype.kind
     if kind in "iuf":
         return arr.astype(float)
