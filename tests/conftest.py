@@ -22,7 +22,7 @@ from condspace.backend import gpu_available  # noqa: E402
 # property, no example database written); `make fuzz` selects "fuzz" with HYPOTHESIS_PROFILE=fuzz.
 settings.register_profile("quick", max_examples=25, deadline=None, database=None,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("fuzz", max_examples=2000, deadline=None,
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 

@@ -52,6 +52,7 @@ CASES = [
     # simulate
     (["simulate", "--conductances", "{tmp}/nope.csv", "--out", "{tmp}/S.csv"], ["nope.csv"]),
     (["simulate", "--conductances", "{tmp}", "--out", "{tmp}/S.csv"], ["folder"]),
+    (["simulate", "--conductances", "{tmp}/fifo", "--out", "{tmp}/S.csv"], ["not a regular file"]),
     (["simulate", "--conductances", "{tmp}/binary.csv", "--out", "{tmp}/S.csv"], ["binary.csv", "UTF-8"]),
     (["simulate", "--conductances", "{tmp}/header_only.csv", "--out", "{tmp}/S.csv"], ["no rows"]),
     (["simulate", "--conductances", "{tmp}/empty.csv", "--out", "{tmp}/S.csv"], ["empty file"]),
@@ -73,6 +74,7 @@ CASES = [
     # features
     (["features", "--recordings", "{tmp}/nope.csv"], ["nope.csv"]),
     (["features", "--recordings", "{tmp}/binary.csv"], ["binary.csv", "UTF-8"]),
+    (["features", "--recordings", "{tmp}/fifo"], ["not a regular file"]),
     (["features", "--recordings", "{tmp}/empty.csv"], ["empty file"]),
     (["features", "--recordings", "{tmp}/R_header.csv"], ["header"]),
     (["features", "--recordings", "{tmp}/R_unquoted.csv"], ["line 2", "quoted"]),
@@ -156,7 +158,7 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(tmp_path, capsys, argv,
     assert listing(tmp_path) == before  # no output file, no output folder, inputs untouched
 
 
-SUBPROCESS_CASES = [CASES[i] for i in (2, 9, 20, 29, 41, 50, 55)]
+SUBPROCESS_CASES = [CASES[i] for i in (3, 10, 22, 31, 43, 52, 57)]
 
 
 @pytest.mark.parametrize(("argv", "words"), SUBPROCESS_CASES,

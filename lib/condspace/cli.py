@@ -144,8 +144,8 @@ def read_conductances(path: str | Path, cell: cells.CellType) -> tuple[list[str]
             names the file and the line.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; expected a conductance table (CSV)")
+    if path.exists() and not path.is_file():  # a folder, or a FIFO/device that would block or never end
+        raise ValueError(f"{path} is not a regular file (a folder?); expected a conductance table (CSV)")
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             header, rows, lines = _conductance_rows(csv.reader(fh, skipinitialspace=True), path)

@@ -153,8 +153,8 @@ def load_csv(path: str | os.PathLike) -> Recordings:
             message names the file and the line (the header is line 1).
     """
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder; expected a recordings CSV file")
+    if path.exists() and not path.is_file():  # a folder, or a FIFO/device that would block or never end
+        raise ValueError(f"{path} is not a regular file; expected a recordings CSV file")
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh, _large_fields():
             return _read_rows(csv.reader(fh, skipinitialspace=True), path)
