@@ -412,7 +412,9 @@ def simulation_arguments(cell: Any, g: Any, *, t_max: Any, dt: Any, transient: A
         ResourceError: The run cannot fit in memory, or takes more than a day unless ``force``.
     """
     t_max = number(cell.protocol["t_max"] if t_max is None else t_max, "t_max", unit="ms", above=0)
-    dt = number(cell.protocol.get("dt", 0.05) if dt is None else dt, "dt", unit="ms", above=0)
+    dt = number(cell.protocol.get("dt", 0.05) if dt is None else dt, "dt", unit="ms")
+    if dt <= 0:
+        raise ValueError(f"dt must be > 0 ms, got {dt}")
     if dt > max_dt:
         raise ValueError(f"dt={dt} ms is too large to resolve spikes; use dt ≤ {max_dt} ms (0.05 is standard)")
     if t_max < dt:
