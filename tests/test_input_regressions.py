@@ -255,7 +255,7 @@ def test_14_ctrl_c_in_simulate_ends_with_one_line_and_status_130(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
                             start_new_session=True)
     try:
-        time.sleep(8)  # imports done, integrating
+        time.sleep(5)  # imports done (~1.5 s), integrating
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
