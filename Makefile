@@ -3,6 +3,7 @@
 #
 #   make book    execute every chapters/NN_name.py in full mode into executed/, build _build/html
 #   make test    the whole pytest suite (chapters in FAST mode, a -W book build, every page in a browser)
+#   make fuzz    the Hypothesis input fuzzing suite with many examples (profile "fuzz", minutes)
 #   make browser install Debian's chromium for the browser checks, when none is on PATH
 #   make bench   run every benchmarks/*.py (not the _helpers)
 #   make clean   remove build outputs (keeps .venv); `make distclean` removes .venv too
@@ -33,12 +34,13 @@ export CONDSPACE_QUIET := 1
 STATUS_PAGE := executed/build_status.md
 BROWSER := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome 2>/dev/null)
 
-.PHONY: help setup book chapters check-book browser test bench lint clean distclean
+.PHONY: help setup book chapters check-book browser test fuzz bench lint clean distclean
 
 help:
 	@echo "make setup     create .venv (Python >= 3.11) and install requirements.txt and -e ."
 	@echo "make book      execute chapters/*.py in full mode into executed/, build _build/html"
 	@echo "make test      run the test suite (chapters in FAST mode, -W book build, pages in a browser)"
+	@echo "make fuzz      fuzz the input layer with many Hypothesis examples (tests/test_fuzz.py)"
 	@echo "make browser   install Debian's chromium (used by the browser checks of the book)"
 	@echo "make bench     run benchmarks/*.py"
 	@echo "make lint      ruff check"
@@ -91,6 +93,10 @@ browser:
 test: setup browser
 	MPLBACKEND=Agg $(VENV)/bin/pytest
 
+# The Hypothesis profiles are registered in tests/conftest.py; `make test` uses "quick".
+fuzz: setup
+	HYPOTHESIS_PROFILE=fuzz MPLBACKEND=Agg $(VENV)/bin/pytest tests/test_fuzz.py -q
+
 bench: setup
 	@shopt -s nullglob; scripts=(benchmarks/[!_]*.py); \
 	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; fi; \
@@ -100,7 +106,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf _build executed .pytest_cache .ruff_cache sbi-logs
+	rm -rf _build executed .pytest_cache .ruff_cache sbi-logs .hypothesis
 
 distclean: clean
 	rm -rf $(VENV)

@@ -15,9 +15,18 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 from condspace import simulate  # noqa: E402
 from condspace.backend import gpu_available  # noqa: E402
+
+# Hypothesis budgets (tests/test_fuzz.py): "quick" keeps `make test` short (a few seconds per
+# property, no example database written); `make fuzz` selects "fuzz" with HYPOTHESIS_PROFILE=fuzz.
+settings.register_profile("quick", max_examples=25, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=1000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 MARKERS = {
     "gpu": "needs a CUDA device and CuPy (skipped automatically without one)",

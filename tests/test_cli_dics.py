@@ -197,7 +197,7 @@ def test_population_with_no_reachable_neuron_is_an_error_and_writes_nothing(tmp_
 def test_population_rejects_bad_arguments(tmp_path, capsys):
     out = str(tmp_path / "G.csv")
     assert main(["population", "--n", "0", "--out", out]) == 2
-    assert "--n must be at least 1" in capsys.readouterr().err
+    assert "argument --n: must be an integer ≥ 1" in capsys.readouterr().err
     assert main(["population", "--n", "3", "--target-gu", "inf", "--out", out]) == 2
     assert "must be finite" in capsys.readouterr().err
     assert main(["population", "--n", "3", "--cell", "nope", "--out", out]) == 2

@@ -8,6 +8,7 @@ with exact ones (C2ST ≈ 0.5 when they are indistinguishable; Lopez-Paz & Oquab
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 import torch
 
-from condspace import cells, features, inference
+from condspace import _io, cells, features, inference
 
 TOY_SIGMA = 0.3
 TOY_PRIOR = inference.Prior(("a", "b"), np.array([-4.0, -4.0]), np.array([4.0, 4.0]))
@@ -400,9 +401,9 @@ def test_save_load_round_trip_gives_identical_samples(toy_posterior, tmp_path):
     assert loaded.settings == toy_posterior.settings
     assert not list(tmp_path.glob("*.tmp"))
     # A file claiming more flows than its weights hold is refused.
-    blob = torch.load(path, weights_only=True)
+    blob = torch.load(io.BytesIO(_io.read_checked(path)), weights_only=True)
     blob["members"] = 3
-    torch.save(blob, tmp_path / "three.pt")
+    checked_torch_save(blob, tmp_path / "three.pt")
     with pytest.raises(ValueError, match="do not fit"):
         inference.load_posterior(tmp_path / "three.pt")
 
@@ -411,19 +412,29 @@ class Unsafe:
     """An arbitrary class: unpickling it would run code, so weights_only loading must refuse it."""
 
 
+def checked_torch_save(blob, path):
+    """torch.save behind the checksum header of condspace._io.write_checked (the posterior file layout)."""
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    _io.write_checked(path, buf.getvalue())
+
+
 def test_load_posterior_refuses_pickles_and_foreign_files(tmp_path):
-    torch.save({"format": inference.POSTERIOR_FORMAT, "payload": Unsafe()}, tmp_path / "evil.pt")
+    checked_torch_save({"format": inference.POSTERIOR_FORMAT, "payload": Unsafe()}, tmp_path / "evil.pt")
     with pytest.raises(ValueError, match="unreadable"):  # weights_only=True refuses arbitrary classes
         inference.load_posterior(tmp_path / "evil.pt")
-    torch.save({"hello": torch.zeros(2)}, tmp_path / "other.pt")
+    checked_torch_save({"hello": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a"):
         inference.load_posterior(tmp_path / "other.pt")
-    torch.save({"format": inference.POSTERIOR_FORMAT, "members": 2}, tmp_path / "partial.pt")
+    checked_torch_save({"format": inference.POSTERIOR_FORMAT, "members": 2}, tmp_path / "partial.pt")
     with pytest.raises(ValueError, match="lacks"):
         inference.load_posterior(tmp_path / "partial.pt")
-    (tmp_path / "trunc.pt").write_bytes(b"PK\x03\x04garbage")
+    _io.write_checked(tmp_path / "trunc.pt", b"PK\x03\x04garbage")
     with pytest.raises(ValueError, match="unreadable"):
         inference.load_posterior(tmp_path / "trunc.pt")
+    torch.save({"format": inference.POSTERIOR_FORMAT}, tmp_path / "plain.pt")  # no checksum header
+    with pytest.raises(ValueError, match="no condspace checksum"):
+        inference.load_posterior(tmp_path / "plain.pt")
 
 
 def test_sampling_rejects_silent_or_misshapen_observations(toy_posterior):

@@ -23,7 +23,13 @@ The module is imported only when its command runs (or shows its ``--help``), so 
 (torch for ``infer``) never slows other commands down, and a broken one cannot break them.
 ``run`` signals bad input by raising ``ValueError``/``KeyError``/``OSError`` (or
 :class:`condspace.cli.CLIError`) with a clear message: :func:`main` prints it on stderr and exits
-with status 2, without a traceback (``--debug`` shows it).
+with status 2, without a traceback (``--debug`` shows it). A request that cannot fit in memory
+is refused the same way (``MemoryError`` included).
+
+Ctrl-C ends every command with one line on stderr (what was interrupted, which finished files
+were kept) and exit status 130. A command that writes files as it goes appends each finished
+file to ``args._kept`` (a list set by :func:`main`), so that this line can name them. A command
+that processes several recordings returns 1 when any of them failed, and names them.
 """
 
 from __future__ import annotations
@@ -86,25 +92,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its exit status.
 
     Returns:
-        0 on success, 2 on bad usage or bad input (message on stderr), or what the command returns.
+        0 on success, 2 on bad usage or bad input (message on stderr), 130 when interrupted by
+        Ctrl-C (one line on stderr), or what the command returns (1: some recordings failed).
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    args = None
+    try:
+        parser = build_parser(argv)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version or a usage error already printed by argparse
+            return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        args._kept = []
+        return _run(args)
+    except KeyboardInterrupt:
+        kept = getattr(args, "_kept", [])
+        what = "nothing was written" if not kept else \
+            f"kept {len(kept)} finished file(s): {', '.join(map(str, kept[:5]))}{' ...' if len(kept) > 5 else ''}"
+        print(f"{PROG} {command}: interrupted (Ctrl-C); {what}", file=sys.stderr)
+        return 130
+
+
+def _run(args) -> int:
+    """Run the parsed command; user errors become one line on stderr and status 2."""
     from condspace.cli import CLIError  # noqa: PLC0415
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(argv)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version or a usage error already printed by argparse
-        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
-    if args.command is None:
-        parser.print_help(sys.stderr)
-        return 2
     try:
         return int(args._run(args) or 0)
-    except (CLIError, ValueError, KeyError, OSError) as err:
+    except (CLIError, ValueError, KeyError, OSError, MemoryError) as err:
         if args.debug:
             raise
-        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        if isinstance(err, MemoryError):
+            message = "out of memory; ask for less (fewer neurons, points or a coarser grid)"
+        else:
+            message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 2
 

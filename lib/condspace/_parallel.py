@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
@@ -76,7 +77,10 @@ def run_chunks(job: Callable[[int, int], Any], bounds: Sequence[tuple[int, int]]
     _JOB = job
     try:
         ctx = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(min(workers, len(bounds)), mp_context=ctx) as pool:
+        # Workers ignore SIGINT: a Ctrl-C (sent to the whole process group by a terminal) is handled
+        # by this process alone, which then stops the workers instead of waiting for their chunks.
+        pool = ProcessPoolExecutor(min(workers, len(bounds)), mp_context=ctx, initializer=_ignore_sigint)
+        try:
             futures = {pool.submit(_run_in_worker, a, b): (a, b) for a, b in bounds}
             pending = set(futures)
             while pending:
@@ -86,5 +90,20 @@ def run_chunks(job: Callable[[int, int], Any], bounds: Sequence[tuple[int, int]]
                 for fut in done:
                     a, b = futures[fut]
                     yield a, b, fut.result()
+        except BaseException:  # KeyboardInterrupt, an error, or the caller stopped iterating
+            _stop(pool)
+            raise
+        pool.shutdown()
     finally:
         _JOB = None
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Terminate the workers now (running chunks are abandoned) and release the pool."""
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)

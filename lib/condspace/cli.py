@@ -11,6 +11,7 @@ type helpers and :func:`read_conductances`, and implements two commands:
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import re
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condspace import cells, features, recordings
+from condspace import _checks, cells, features, recordings
 from condspace.simulate import conductance_matrix, simulate
 
 BACKENDS = ("auto", "numpy", "cupy", "cpu", "gpu")
@@ -77,18 +78,50 @@ def finite_float(text: str) -> float:
     return value
 
 
+def integer_type(text: str, minimum: int = 1) -> int:
+    """argparse type: an integer ≥ ``minimum``; "1e6" is read as 1000000, "1.5" is refused (not truncated)."""
+    try:
+        value = int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not (np.isfinite(number) and number.is_integer()):
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        value = int(number)
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be an integer ≥ {minimum}, got {text}")
+    return value
+
+
+def seed_type(text: str) -> int:
+    """argparse type: a seed, an integer ≥ 0 (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed must be an integer ≥ 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be an integer ≥ 0, got {text}")
+    return value
+
+
 def check_output_path(path: str | Path, *others: str | Path) -> Path:
-    """Fail early (before any long computation) when ``path`` cannot be written or is an input."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise CLIError(f"output folder {folder} does not exist (for {path}); create it first")
-    if path.is_dir():
-        raise CLIError(f"output {path} is a folder; give a file name")
-    for other in others:
-        if Path(other).resolve() == path.resolve():
-            raise CLIError(f"output {path} would overwrite the input {other}; choose another --out")
-    return path
+    """Fail early (before any long computation) when ``path`` cannot be written or is an input.
+
+    Only regular files (or new paths) are written; a symlink is followed to its target (see
+    :mod:`condspace._io`). Devices (``/dev/null``), FIFOs, sockets and folders are refused.
+
+    Returns:
+        The file to write (a symlink's target).
+
+    Raises:
+        CLIError: Any of the above, with the path named.
+    """
+    try:
+        return _checks.output_file(path, *others, name="--out")
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from None
 
 
 def read_conductances(path: str | Path, cell: cells.CellType) -> tuple[list[str], np.ndarray]:
@@ -104,41 +137,93 @@ def read_conductances(path: str | Path, cell: cells.CellType) -> tuple[list[str]
         The IDs (str) and the (N, n_channels) conductances in ``cell.conductance_names`` order.
 
     Raises:
-        ValueError: Unreadable file, unknown/missing columns, non-numeric, negative or
-            non-finite values, duplicate IDs; the message names the file.
+        ValueError: Not UTF-8 text, no header or no rows, rows with more or fewer fields than
+            the header (a trailing comma named as such), empty cells or IDs, unknown/missing
+            columns, non-numeric, negative or non-finite values, duplicate IDs; the message
+            names the file and the line.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO/device that would block or never end
+        raise ValueError(f"{path} is not a regular file (a folder?); expected a conductance table (CSV)")
     try:
-        table = pd.read_csv(path, dtype={"ID": str}, skipinitialspace=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a readable CSV conductance table ({err})") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    if "ID" in table.columns:
-        ids = [str(i).strip() for i in table.pop("ID")]
-        dup = pd.Index(ids)[pd.Index(ids).duplicated()]
-        if len(dup):
-            raise ValueError(f"{path}: duplicate ID {dup[0]!r} in the ID column")
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header, rows, lines = _conductance_rows(csv.reader(fh, skipinitialspace=True), path)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a UTF-8 text file (byte {err.object[err.start]:#04x} at offset {err.start}); "
+                         "expected a CSV conductance table") from None
+    except csv.Error as err:
+        raise ValueError(f"{path}: unreadable CSV ({err})") from None
+    columns = {name: [row[k] for row in rows] for k, name in enumerate(header)}
+    if "ID" in columns:
+        ids = columns.pop("ID")
+        for k, ident in enumerate(ids):
+            if not ident:
+                raise ValueError(f"{path}, line {lines[k]}: empty ID; give every neuron an ID (or drop the ID column "
+                                 "for IDs 0..N-1)")
+        seen: dict[str, int] = {}
+        for k, ident in enumerate(ids):
+            if ident in seen:
+                raise ValueError(f"{path}, line {lines[k]}: duplicate ID {ident!r} (first on line {seen[ident]})")
+            seen[ident] = lines[k]
     else:
-        ids = [str(i) for i in range(len(table))]
-    for col in table.columns:
-        if not pd.api.types.is_numeric_dtype(table[col]):
-            bad = next(v for v in table[col] if not _is_number(v))
-            raise ValueError(f"{path}: column {col!r} holds a non-numeric value {bad!r} (conductances in mS/cm²)")
+        ids = [str(i) for i in range(len(rows))]
+    table = {name: _numbers(values, name, lines, path) for name, values in columns.items()}
     try:
-        g = conductance_matrix(cell, table)
+        g = conductance_matrix(cell, pd.DataFrame(table))
     except ValueError as err:
         # conductance_matrix counts neurons from 0; point at the file's line instead.
-        message = re.sub(r"neuron (\d+)", lambda m: f"neuron {m[1]} (line {int(m[1]) + 2})", str(err))
+        message = _point_at_lines(str(err), lines)
         raise ValueError(f"{path}: {message}") from None
     return ids, g
 
 
-def _is_number(value: object) -> bool:
+def _conductance_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Header, data rows (stripped cells) and their line numbers; field counts checked."""
     try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise ValueError(f"{path}: empty file; expected a header such as ID,g_Na,...,g_leak") from None
+    if any(not h for h in header):
+        k = header.index("")
+        hint = " (a trailing comma?)" if k == len(header) - 1 else ""
+        raise ValueError(f"{path}, line 1: column {k + 1} of the header has no name{hint}")
+    dup = next((h for h in header if header.count(h) > 1), None)
+    if dup is not None:
+        raise ValueError(f"{path}, line 1: the column {dup!r} appears twice in the header")
+    rows, lines = [], []
+    for row in reader:
+        if not row or all(not cell.strip() for cell in row) and len(row) <= 1:
+            continue  # blank line
+        line = reader.line_num
+        if len(row) == len(header) + 1 and not row[-1].strip():
+            raise ValueError(f"{path}, line {line}: trailing comma: the row has {len(row)} fields for the "
+                             f"{len(header)} columns of the header; remove the comma at the end of the line")
+        if len(row) != len(header):
+            raise ValueError(f"{path}, line {line}: {len(row)} fields for the {len(header)} columns of the header "
+                             f"({','.join(header)})")
+        rows.append([cell.strip() for cell in row])
+        lines.append(line)
+    if not rows:
+        raise ValueError(f"{path}: the table has a header but no rows (no neurons)")
+    return header, rows, lines
+
+
+def _numbers(values: list[str], column: str, lines: list[int], path: Path) -> list[float]:
+    out = []
+    for k, text in enumerate(values):
+        if not text:
+            raise ValueError(f"{path}, line {lines[k]}: column {column!r} is empty (conductances in mS/cm²)")
+        try:
+            out.append(float(text))
+        except ValueError:
+            raise ValueError(f"{path}, line {lines[k]}: column {column!r} holds a non-numeric value {text!r} "
+                             "(conductances in mS/cm²)") from None
+    return out
+
+
+def _point_at_lines(message: str, lines: list[int]) -> str:
+    """Replace 'neuron <k>' (counted from 0) with the neuron's line in the file."""
+    return re.sub(r"neuron (\d+)", lambda m: f"neuron {m[1]} (line {lines[int(m[1])]})", message)
 
 
 def _count_labels(labels: pd.Series) -> str:
@@ -179,11 +264,15 @@ def _simulate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-std", type=nonnegative_float, default=0.0, metavar="SD",
                    help="standard deviation (µA/cm²) of the 1 kHz low-pass filtered Gaussian noise current; "
                         "0 for none (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the noise current, for reproducible noisy runs (default: fresh entropy)")
+    p.add_argument("--seed", type=seed_type, default=None,
+                   help="seed of the noise current (an integer ≥ 0), for reproducible noisy runs (default: fresh "
+                        "entropy)")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="array backend: auto picks cupy when a GPU answers, else numpy; cupy/gpu without a GPU "
                         "is an error (default: %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimated time exceeds a day (runs that cannot fit in memory are "
+                        "always refused)")
 
 
 def _simulate_run(args: argparse.Namespace) -> int:
@@ -195,11 +284,13 @@ def _simulate_run(args: argparse.Namespace) -> int:
     dt = cell.protocol["dt"] if args.dt is None else args.dt
     try:
         result = simulate(cell, g, t_max=t_max, dt=dt, transient=transient, current=args.current,
-                          noise_std=args.noise_std, seed=args.seed, backend=args.backend)
+                          noise_std=args.noise_std, seed=args.seed, backend=args.backend, force=args.force)
+    except _checks.ResourceError as err:
+        raise CLIError(str(err).replace("t_max=", "--t-max ").replace("force=True, ", "")) from None
     except RuntimeError as err:  # cupy requested without a GPU
         raise CLIError(str(err)) from None
     table = features.from_simulation(result)
-    recordings.save_csv(out, result.spike_times, ids=ids, features=table)
+    recordings.save_csv(out, result.spike_times, ids=ids, features=table, ok=np.asarray(result.ok, dtype=bool))
     meta = result.metadata
     print(f"simulated {len(ids)} {cell.name} neuron(s), {t_max:g} ms (transient {transient:g} ms, dt {dt:g} ms) "
           f"on {meta['backend']} ({meta['device']}) in {meta['wall_s']:.1f} s: {_count_labels(table['label'])} "
@@ -247,7 +338,7 @@ def _features_run(args: argparse.Namespace) -> int:
         protocol = cells.get(args.cell).protocol
         duration = protocol["t_max"] - protocol["transient"]
     try:
-        table = features.extract(trains, duration)
+        table = features.extract(trains, duration, ok=trains.ok)
     except ValueError as err:
         raise ValueError(f"{args.recordings}: {err}") from None
     buf = io.StringIO()
@@ -263,4 +354,4 @@ def _features_run(args: argparse.Namespace) -> int:
 FEATURES = Command(_features_arguments, _features_run, FEATURES_DESCRIPTION)
 
 __all__ = ["CLIError", "Command", "FEATURES", "SIMULATE", "check_output_path", "nonnegative_float",
-           "positive_float", "read_conductances"]
+           "integer_type", "positive_float", "read_conductances", "seed_type"]

@@ -18,10 +18,19 @@ import sys
 import numpy as np
 import pandas as pd
 
-from condspace import cells, dics, populations, recordings
-from condspace.cli import CLIError, Command, check_output_path, finite_float, read_conductances
+from condspace import _checks, cells, dics, populations, recordings
+from condspace.cli import CLIError, Command, check_output_path, finite_float, integer_type, read_conductances, seed_type
 
 MAX_LISTED_IDS = 10  # IDs named in a warning before it says "and k more"
+POPULATION_BYTES_PER_NEURON = 500.0  # peak memory of spiking_population (measured with tracemalloc: ~450 B)
+
+
+def voltage_type(text: str) -> float:
+    """argparse type: a membrane potential in mV inside the physical range (:func:`condspace._checks.voltage`)."""
+    try:
+        return _checks.voltage(finite_float(text), "voltage")
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err).removeprefix("voltage: ")) from None
 
 
 def _cell_argument(p: argparse.ArgumentParser) -> None:
@@ -68,9 +77,10 @@ def _dics_arguments(p: argparse.ArgumentParser) -> None:
                    help="CSV of maximal conductances (mS/cm²), one row per neuron (see above)")
     p.add_argument("--out", default=None, metavar="DICS.csv",
                    help="output CSV ID,V_th,g_f,g_s,g_u (written atomically); default: print it to stdout")
-    p.add_argument("--at", type=finite_float, default=None, metavar="MV",
+    p.add_argument("--at", type=voltage_type, default=None, metavar="MV",
                    help="evaluate the DICs at this voltage (mV) for every neuron instead of at V_th "
-                        "(e.g. the reference voltage V* of the populations: -51 for stg, -55.5 for da)")
+                        "(e.g. the reference voltage V* of the populations: -51 for stg, -55.5 for da); "
+                        f"within [{_checks.V_RANGE[0]:g}, {_checks.V_RANGE[1]:g}] mV")
 
 
 def dic_table(cell: cells.CellType, ids: list[str], g: np.ndarray, at: float | None = None) -> pd.DataFrame:
@@ -161,14 +171,14 @@ examples:
 
 def _population_arguments(p: argparse.ArgumentParser) -> None:
     _cell_argument(p)
-    p.add_argument("--n", type=int, required=True, metavar="N", help="number of neurons drawn (≥ 1)")
+    p.add_argument("--n", type=integer_type, required=True, metavar="N", help="number of neurons drawn (≥ 1)")
     p.add_argument("--target-gs", type=finite_float, default=None, metavar="GS",
                    help="slow DIC target g_s (× g_leak) at V*; default: the cell's spiking population")
     p.add_argument("--target-gu", type=finite_float, default=None, metavar="GU",
                    help="ultraslow DIC target g_u (× g_leak) at V*; default: the cell's spiking population")
     p.add_argument("--target-gf", type=finite_float, default=None, metavar="GF",
                    help="fast DIC target g_f (× g_leak) at V*; default: the cell's rule g_f = a·g_s + b")
-    p.add_argument("--seed", type=int, default=None,
+    p.add_argument("--seed", type=seed_type, default=None,
                    help="seed of the random draws; default: fresh entropy (the seed used is printed, "
                         "to reproduce the population)")
     p.add_argument("--out", required=True, metavar="G.csv",
@@ -215,6 +225,8 @@ def _population_run(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise CLIError(f"--n must be at least 1, got {args.n}")
     out = check_output_path(args.out)
+    _checks.check_resources(f"a population of {args.n:,} neurons", nbytes=POPULATION_BYTES_PER_NEURON * args.n,
+                            fix="ask for fewer neurons with --n (and concatenate several runs with different seeds)")
     target = _target(cell, args)
     seed = int(np.random.SeedSequence().entropy) if args.seed is None else args.seed
     result = populations.spiking_population(cell, args.n, seed, target=target)

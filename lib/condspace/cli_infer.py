@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condspace import cells, features, recordings
-from condspace.cli import BACKENDS, CLIError, Command, positive_float
+from condspace import _checks, cells, features, recordings
+from condspace.cli import BACKENDS, CLIError, Command, positive_float, seed_type
 
 DESCRIPTION = __doc__.split("\n\n", 1)[1] + """
 example:
@@ -44,14 +44,10 @@ FEATURE_KEYS = ("rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "bur
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {text}")
-    return value
+    """argparse type: an integer ≥ 1 ("1e4" allowed, "1.5" refused)."""
+    from condspace.cli import integer_type  # noqa: PLC0415
+
+    return integer_type(text, minimum=1)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -74,14 +70,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "30000 for stg, 20000 for da)")
     p.add_argument("--max-epochs", type=positive_int, default=None,
                    help="cap on training epochs (default: the standard estimator settings)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the training set, training and sampling "
-                                                      "(default: %(default)s)")
+    p.add_argument("--seed", type=seed_type, default=0,
+                   help="seed of the training set, training and sampling, an integer ≥ 0 (default: %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
                    help="array backend of the simulations (default: %(default)s)")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="cache folder for training sets and posteriors (default: $CONDSPACE_CACHE or "
                         ".cache/condspace in the repository)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimated time exceeds a day (what cannot fit in memory is always refused)")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -114,27 +112,59 @@ def _predictive(table: pd.DataFrame) -> dict[str, Any]:
             "n_simulated": int(len(table))}
 
 
-def _check_args(args: argparse.Namespace) -> None:
+def _check_args(args: argparse.Namespace, cell: cells.CellType) -> None:
+    """Everything that can be checked before loading torch: ranges, paths, memory and time."""
     if args.check < 0 or args.check > args.samples:
         raise CLIError(f"--check must lie in [0, --samples={args.samples}], got {args.check}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
+    try:
+        _checks.output_folder(args.out, "--out")
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from None
     if not Path(args.recordings).is_file():
         raise CLIError(f"--recordings {args.recordings}: no such file")
+    n_params = cell.n_channels
+    if args.budget is not None:
+        steps = int(cell.protocol["t_max"] / cell.protocol.get("dt", 0.05))
+        nbytes, seconds = _checks.simulation_cost(args.budget, steps)
+        _checks.check_resources(f"a training set of --budget {args.budget:,} simulations",
+                                nbytes=nbytes + 8.0 * 64 * args.budget, seconds=seconds, force=args.force,
+                                fix="use a smaller --budget (the standard one is the cell's inference_budget)")
+    _checks.check_resources(f"--samples {args.samples:,} posterior samples per recording",
+                            nbytes=8.0 * 4 * n_params * args.samples, fix="ask for fewer --samples")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``infer`` (see the module docstring)."""
-    from condspace import dics, inference  # noqa: PLC0415  (torch/sbi load only for this command)
+    """Handler of ``infer`` (see the module docstring).
 
-    _check_args(args)
+    Returns:
+        0 when every recording was inferred, 1 when any failed (their IDs and reasons are on stderr
+        and in ``summary.json``).
+    """
     cell = cells.get(args.cell)
+    _check_args(args, cell)
     trains = recordings.load_csv(args.recordings)  # malformed files raise ValueError here
     if not trains:
         raise CLIError(f"{args.recordings}: no recordings")
+    stems = [_file_stem(i) for i in trains]
+    if len(set(stems)) != len(stems):
+        raise CLIError(f"{args.recordings}: recording IDs collide once made file-name safe ({stems})")
+    from condspace import dics, inference  # noqa: PLC0415  (torch/sbi load only for this command)
+
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with _checks.creating_folder(out):
+        summary = _infer_all(args, cell, trains, out, dics, inference)
+    failed = {k: v["error"] for k, v in summary.items() if "error" in v}
+    print(f"{len(summary) - len(failed)}/{len(summary)} recording(s) inferred -> {out}/summary.json", file=sys.stderr)
+    if failed:
+        listed = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:10])
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        print(f"error: {len(failed)} of {len(summary)} recording(s) failed: {listed}{more}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _infer_all(args: argparse.Namespace, cell: cells.CellType, trains: recordings.Recordings, out: Path,
+               dics: Any, inference: Any) -> dict[str, Any]:
     budget = args.budget or cell.inference_budget
     settings = inference.standard_settings(max_epochs=args.max_epochs)
     t0 = time.perf_counter()
@@ -144,20 +174,20 @@ def run(args: argparse.Namespace) -> int:
           f"{'loaded from the cache' if post.info.get('cached') else 'trained'} in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
     duration = post.protocol.duration if args.duration is None else args.duration
-    stems = [_file_stem(i) for i in trains]
-    if len(set(stems)) != len(stems):
-        raise CLIError(f"{args.recordings}: recording IDs collide once made file-name safe ({stems})")
     summary: dict[str, Any] = {}
     for ident, spikes in trains.items():
+        if ident in trains.invalid:
+            message = "flagged invalid in the recordings file (a numerical blow-up of the simulation that made it)"
+            print(f"{ident}: not inferred: {message}", file=sys.stderr)
+            summary[ident] = {"error": message}
+            continue
         summary[ident] = _infer_one(ident, spikes, duration, post, ts, cell, dics, args, out)
     recordings.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     meta = {"cell": cell.name, "budget": budget, "settings": dataclasses.asdict(post.settings),
             "prior": post.prior.to_dict(), "features": list(post.feature_names), "training": ts.info,
             "posterior": {k: v for k, v in post.info.items() if k not in ("training",)}}
     recordings.write_text_atomic(out / "posterior.json", json.dumps(meta, indent=2, default=_json_value) + "\n")
-    ok = [k for k, v in summary.items() if "predictive_check_fraction" in v]
-    print(f"{len(ok)}/{len(summary)} recording(s) inferred -> {out}/summary.json", file=sys.stderr)
-    return 0
+    return summary
 
 
 def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, dics, args, out: Path) -> dict:
@@ -171,15 +201,15 @@ def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, 
     theta = post.sample(args.samples, x_obs, seed=args.seed)
     g = inference.conductances(cell, post.prior, theta)
     table = pd.DataFrame(g, columns=list(cell.conductance_names))
-    _write_csv(out / f"{_file_stem(ident)}_posterior.csv", table)
-    _write_csv(out / f"{_file_stem(ident)}_dics.csv", dics.dics_at_threshold(cell, g))
+    _write_csv(out / f"{_file_stem(ident)}_posterior.csv", table, args)
+    _write_csv(out / f"{_file_stem(ident)}_dics.csv", dics.dics_at_threshold(cell, g), args)
     cloud = inference.feature_cloud_distance(x_obs, ts.x[ts.valid])
     entry = {"observed": _observed(observed), "n_samples": int(args.samples),
              "feature_cloud_percentile": cloud.percentile}
     if args.check:
         chk = inference.predictive_check(post, spikes, args.check, duration=duration, samples=theta[:args.check],
                                          seed=args.seed, backend=args.backend)
-        _write_csv(out / f"{_file_stem(ident)}_predictive.csv", chk.table)
+        _write_csv(out / f"{_file_stem(ident)}_predictive.csv", chk.table, args)
         entry.update({"predictive_check_fraction": chk.fraction, "criterion": chk.criterion,
                       "predictive": _predictive(chk.table)})
         print(f"{ident}: {observed['label']}, predictive check {chk.fraction:.2f} ({chk.criterion})", file=sys.stderr)
@@ -191,8 +221,10 @@ def _file_stem(ident: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", ident) or "_"
 
 
-def _write_csv(path: Path, df: pd.DataFrame) -> None:
+def _write_csv(path: Path, df: pd.DataFrame, args: argparse.Namespace | None = None) -> None:
     recordings.write_text_atomic(path, df.to_csv(index=False, lineterminator="\n", float_format="%.8g"))
+    if args is not None:
+        args._kept = [*getattr(args, "_kept", []), path]  # named by the Ctrl-C message of python -m condspace
 
 
 CLI = Command(add_arguments, run, DESCRIPTION)

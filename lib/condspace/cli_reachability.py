@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from condspace import cells, neuromodulation, recordings
+from condspace import _checks, cells, neuromodulation, recordings
 from condspace._io import atomic_write
-from condspace.cli import BACKENDS, CLIError, Command, positive_float, read_conductances
+from condspace.cli import BACKENDS, CLIError, Command, integer_type, positive_float, read_conductances
+from condspace.cli_dics import voltage_type
 
 DESCRIPTION = """\
 Move a population (a conductance table: compensation population, posterior samples, ...) from
@@ -48,6 +49,13 @@ example:
 """
 
 SUMMARY = "summary.csv"
+# Cost of the work, measured with tracemalloc and a timer on the STG population (all pairs):
+# path_summary ~2 kB and ~2 ms per (point × neuron); a map ~0.1 ms per (grid point × neuron).
+# The time constants are 10× faster than measured: only hopeless requests are refused.
+PATH_BYTES_PER_POINT_NEURON = 2000.0
+PATH_SECONDS_PER_POINT_NEURON = 2e-4
+MAP_BYTES_PER_GRID_POINT = 8.0 * 3 * 16  # fraction, reason and cost of up to 16 pairs
+MAP_SECONDS_PER_GRID_POINT_NEURON = 1e-5
 MAPS = "reachability_maps.png"
 # argparse reads "-4,5" as an option flag; let the parser of this command read it as a value.
 _NEGATIVE_VALUE = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.eE+-]*,[\d.eE+-]*$")
@@ -66,13 +74,8 @@ def _point(text: str) -> tuple[float, float]:
 
 
 def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"need at least 2, got {value}")
-    return value
+    """argparse type: an integer ≥ 2 ("1e3" allowed)."""
+    return integer_type(text, minimum=2)
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -92,7 +95,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="points along the path, vertices included (default: %(default)s)")
     p.add_argument("--eps", type=positive_float, default=neuromodulation.DEFAULT_EPS, metavar="EPS",
                    help="tolerance on the recomputed DICs (× g_leak) (default: %(default)s)")
-    p.add_argument("--V", type=float, default=None, metavar="MV",
+    p.add_argument("--V", type=voltage_type, default=None, metavar="MV",
                    help="reference voltage V* in mV (default: the cell's, stg -51, da -55.5)")
     p.add_argument("--simulate", action="store_true",
                    help="simulate the population before and at the end of the path with every pair and "
@@ -104,16 +107,38 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-maps", action="store_true", help="skip the reachability maps (the slowest part)")
     p.add_argument("--grid-step", type=positive_float, default=neuromodulation.GRID_STEP, metavar="STEP",
                    help="spacing of the map grid (× g_leak) (default: %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help="run even when the estimated time exceeds a day (what cannot fit in memory is always refused)")
 
 
 def _output_folder(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out {out} exists and is not a folder")
-    if not out.parent.is_dir():
-        raise CLIError(f"--out: the parent folder {out.parent} does not exist")
-    out.mkdir(exist_ok=True)
-    return out
+    """Check --out before any work; the folder is created only when there is something to write."""
+    try:
+        return _checks.output_folder(path, "--out")
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from None
+
+
+def _grid_size(cell: cells.CellType, step: float) -> tuple[int, int]:
+    """Points of the map axes at ``step`` (as :func:`condspace.neuromodulation.grid`, without allocating)."""
+    (s0, s1), (u0, u1) = neuromodulation.MAP_RANGES.get(cell.name, neuromodulation.MAP_RANGES["stg"])
+    return int(round((s1 - s0) / step)) + 1, int(round((u1 - u0) / step)) + 1
+
+
+def _check_work(cell: cells.CellType, n_neurons: int, args: argparse.Namespace) -> None:
+    """Refuse a path or a map grid that cannot fit in memory or would take more than a day."""
+    n = float(n_neurons)
+    _checks.check_resources(f"a path of {args.n_points:,} points for {n_neurons} neurons",
+                            nbytes=PATH_BYTES_PER_POINT_NEURON * args.n_points * n,
+                            seconds=PATH_SECONDS_PER_POINT_NEURON * args.n_points * n, force=args.force,
+                            fix="use fewer --n-points (21 resolves a straight path)")
+    if not args.no_maps:
+        n_gs, n_gu = _grid_size(cell, args.grid_step)
+        points = float(n_gs) * n_gu
+        _checks.check_resources(f"maps on a {n_gs:,} × {n_gu:,} grid (--grid-step {args.grid_step:g}) for "
+                                f"{n_neurons} neurons", nbytes=MAP_BYTES_PER_GRID_POINT * points + 8.0 * (n_gs + n_gu),
+                                seconds=MAP_SECONDS_PER_GRID_POINT_NEURON * points * n, force=args.force,
+                                fix=f"use a coarser --grid-step (default {neuromodulation.GRID_STEP:g}) or --no-maps")
 
 
 def _save_figure_atomic(fig, path: Path) -> None:
@@ -137,25 +162,33 @@ def summary_table(cell: cells.CellType, g: np.ndarray, points: np.ndarray, *, ep
     return table
 
 
+def _write_maps(cell: cells.CellType, g: np.ndarray, points: np.ndarray, args: argparse.Namespace, out: Path) -> None:
+    from condspace import plotting  # noqa: PLC0415  (matplotlib only when maps are drawn)
+
+    gs, gu = neuromodulation.grid(cell, args.grid_step)
+    m = neuromodulation.reachability_map(cell, g, gs=gs, gu=gu, V=args.V, eps=args.eps)
+    fig = plotting.plot_reachability_maps(m.gs, m.gu, dict(zip(m.labels, m.fraction, strict=True)),
+                                          path=points, reasons=dict(zip(m.labels, m.reason, strict=True)))
+    _save_figure_atomic(fig, out / MAPS)
+    args._kept = [*getattr(args, "_kept", []), out / MAPS]
+
+
 def _run(args: argparse.Namespace) -> int:
     cell = cells.get(args.cell)
     out = _output_folder(args.out)
     _, g = read_conductances(args.conductances, cell)
+    _check_work(cell, g.shape[0], args)
     points = neuromodulation.path(args.start, args.end, args.n_points, via=args.via)
     t0 = time.perf_counter()
     table = summary_table(cell, g, points, eps=args.eps, V=args.V, simulate=args.simulate, t_max=args.t_max,
                           backend=args.backend)
     buf = io.StringIO()
     table.to_csv(buf, index=False, lineterminator="\n", float_format="%.6g")
-    recordings.write_text_atomic(out / SUMMARY, buf.getvalue())
-    if not args.no_maps:
-        from condspace import plotting  # noqa: PLC0415  (matplotlib only when maps are drawn)
-
-        gs, gu = neuromodulation.grid(cell, args.grid_step)
-        m = neuromodulation.reachability_map(cell, g, gs=gs, gu=gu, V=args.V, eps=args.eps)
-        fig = plotting.plot_reachability_maps(m.gs, m.gu, dict(zip(m.labels, m.fraction, strict=True)),
-                                              path=points, reasons=dict(zip(m.labels, m.reason, strict=True)))
-        _save_figure_atomic(fig, out / MAPS)
+    with _checks.creating_folder(out):
+        recordings.write_text_atomic(out / SUMMARY, buf.getvalue())
+        args._kept = [*getattr(args, "_kept", []), out / SUMMARY]
+        if not args.no_maps:
+            _write_maps(cell, g, points, args, out)
     best = table.sort_values("reachable_fraction", ascending=False).iloc[0]
     print(f"{len(table)} pairs, {g.shape[0]} {cell.name} neurons, path ({args.start[0]:g}, {args.start[1]:g}) -> "
           f"({args.end[0]:g}, {args.end[1]:g}) in {len(points)} points: "

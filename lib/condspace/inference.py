@@ -1321,11 +1321,13 @@ def _plain(obj: Any) -> Any:
 
 
 def save_posterior(path: str | Path, posterior: Posterior) -> Path:
-    """Save a posterior as plain tensors and dicts (``torch.save``), atomically.
+    """Save a posterior as plain tensors and dicts (``torch.save``), atomically, behind a checksum.
 
     Stores the estimator's ``state_dict``, the builder settings, the prior bounds and names, the
-    feature names, the cell name, the training metadata and package versions; no pickled objects,
-    so :func:`load_posterior` can use ``weights_only=True``.
+    feature names, the cell name, the training metadata and package versions, and the class
+    restriction (classifier) if any; no pickled objects, so :func:`load_posterior` can use
+    ``weights_only=True``. The file is a SHA-256 header line followed by the ``torch.save`` bytes
+    (:func:`condspace._io.write_checked`): a one-byte change anywhere is detected on load.
     """
     import torch  # noqa: PLC0415
 
@@ -1344,19 +1346,28 @@ def save_posterior(path: str | Path, posterior: Posterior) -> Path:
             "hidden": posterior.restriction.hidden, "layers": posterior.restriction.layers,
             "accuracy": float(posterior.restriction.accuracy)},
     }
-    return atomic_write(path, lambda fh: torch.save(blob, fh))
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return _io.write_checked(path, buf.getvalue())
 
 
 def load_posterior(path: str | Path) -> Posterior:
     """Rebuild a posterior saved by :func:`save_posterior` (``torch.load(weights_only=True)``).
 
     Raises:
-        ValueError: Unreadable file, another format, or a state dict that does not fit the settings.
+        ValueError: A damaged file (fails its checksum; :class:`condspace._io.ChecksumError`), a
+            file without a checksum (older format), another format, or a state dict that does not
+            fit the settings; the message names the file.
     """
     import torch  # noqa: PLC0415
 
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        payload = _io.read_checked(path)  # ChecksumError (a ValueError) names a damaged file
+    except OSError as err:
+        raise ValueError(f"posterior file {path} is unreadable ({err.strerror or err})") from err
+    try:
+        blob = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, unpickling refused, ...
         raise ValueError(f"posterior file {path} is unreadable ({type(err).__name__}: {err})") from err
     if not isinstance(blob, dict) or blob.get("format") != POSTERIOR_FORMAT:

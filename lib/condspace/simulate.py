@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from condspace import _checks
 from condspace import cells as _cells
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace._parallel import run_chunks, worker_count
@@ -69,71 +70,10 @@ def conductance_matrix(cell: CellType, g: Any) -> np.ndarray:
             of such mappings, or a pandas DataFrame with those columns.
 
     Raises:
-        ValueError: Wrong shape, unknown or missing names, negative, NaN or infinite values.
+        ValueError: Wrong shape, unknown or missing names (the row named for a list of mappings),
+            bools or text, negative, NaN or infinite values (see :func:`condspace._checks.conductances`).
     """
-    names = cell.conductance_names
-    if hasattr(g, "columns") and hasattr(g, "to_dict"):  # pandas DataFrame
-        g = {c: np.asarray(g[c], dtype=float) for c in g.columns}
-    if isinstance(g, Sequence) and len(g) and isinstance(g[0], Mapping):
-        g = {k: np.array([row[k] for row in g], dtype=float) for k in g[0]}
-    if isinstance(g, Mapping):
-        cols = {}
-        for key, val in g.items():
-            name = key if str(key).startswith("g_") else f"g_{key}"
-            if name not in names:
-                raise ValueError(f"g: unknown conductance {key!r} for cell {cell.name!r}; expected names {names}")
-            cols[name] = np.atleast_1d(np.asarray(val, dtype=float))
-        for name, value in cell.fixed.items():
-            cols.setdefault(name, np.atleast_1d(value))
-        missing = [n for n in names if n not in cols]
-        if missing:
-            raise ValueError(f"g: missing conductances {missing} for cell {cell.name!r}")
-        n = max(len(c) for c in cols.values())
-        try:
-            arr = np.stack([np.broadcast_to(cols[nm], (n,)) for nm in names], axis=1)
-        except ValueError:
-            raise ValueError("g: the conductance columns have different lengths") from None
-    else:
-        arr = np.asarray(g, dtype=float)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != len(names):
-            raise ValueError(
-                f"g: expected shape (N, {len(names)}) with columns {names} for cell {cell.name!r}, "
-                f"got shape {np.shape(g)}")
-    if arr.shape[0] == 0:
-        raise ValueError("g: no neurons (N = 0)")
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise ValueError(f"g: {names[c]} of neuron {r} is {arr[r, c]}; conductances must be finite "
-                         f"({int(bad.sum())} non-finite entries)")
-    neg = arr < 0
-    if neg.any():
-        r, c = np.argwhere(neg)[0]
-        raise ValueError(f"g: {names[c]} of neuron {r} is {arr[r, c]} < 0; maximal conductances must be "
-                         f"non-negative ({int(neg.sum())} negative entries)")
-    if np.any(arr[:, -1] <= 0):
-        r = int(np.argmax(arr[:, -1] <= 0))
-        raise ValueError(f"g: g_leak of neuron {r} is {arr[r, -1]}; the leak must be > 0 (it sets the rest)")
-    return np.ascontiguousarray(arr)
-
-
-def _check_protocol(t_max: float, dt: float, transient: float, noise_std: float) -> int:
-    for name, val in (("t_max", t_max), ("dt", dt), ("transient", transient), ("noise_std", noise_std)):
-        if not np.isfinite(val):
-            raise ValueError(f"{name} must be finite, got {val}")
-    if dt <= 0:
-        raise ValueError(f"dt must be > 0 ms, got {dt}")
-    if dt > MAX_DT:
-        raise ValueError(f"dt={dt} ms is too large to resolve spikes; use dt ≤ {MAX_DT} ms (0.05 is standard)")
-    if t_max <= 0 or t_max < dt:
-        raise ValueError(f"t_max must be ≥ dt > 0 ms, got t_max={t_max}")
-    if transient < 0 or transient >= t_max:
-        raise ValueError(f"transient must satisfy 0 ≤ transient < t_max ({t_max} ms), got {transient}")
-    if noise_std < 0:
-        raise ValueError(f"noise_std is a standard deviation (µA/cm²) and must be ≥ 0, got {noise_std}")
-    return int(round(t_max / dt))
+    return _checks.conductances(cell, g)
 
 
 def _current_vector(current: Any, n: int) -> np.ndarray:
@@ -225,6 +165,7 @@ def simulate(
     chunk_size: int | None = None,
     progress: bool | None = None,
     workers: int | None = None,
+    force: bool = False,
 ) -> SimulationResult:
     """Simulate a population of neurons of one cell type, all at once.
 
@@ -252,21 +193,24 @@ def simulate(
             results are identical to one process, noise included). ``None``: the environment
             variable ``CONDSPACE_WORKERS`` if set, else every available core for runs of more
             than 2·10⁸ neuron-steps (one process for smaller runs and inside worker processes).
+        force: Run even when the estimated time exceeds a day at an optimistic speed
+            (:func:`condspace._checks.check_resources`); memory that does not exist is never forced.
 
     Returns:
         A :class:`SimulationResult`.
 
     Raises:
-        ValueError: Bad conductances, protocol, current, record or method.
+        ValueError: Bad conductances, protocol, current, record, seed or method (bools, text and
+            fractional seeds included).
+        condspace._checks.ResourceError: The run cannot fit in memory, or would take more than a
+            day (unless ``force``); the message has the estimate.
         RuntimeError: ``backend="cupy"`` without a GPU.
     """
     cell = _cells.get(cell)
-    t_max = float(cell.protocol["t_max"]) if t_max is None else t_max
-    transient = float(cell.protocol["transient"]) if transient is None else transient
-    dt = float(cell.protocol.get("dt", 0.05)) if dt is None else dt
-    gmat = conductance_matrix(cell, g)
+    t_max, dt, transient, noise_std, seed, gmat, n_steps = _checks.simulation_arguments(
+        cell, g, t_max=t_max, dt=dt, transient=transient, noise_std=noise_std, seed=seed, record=record, force=force,
+        max_dt=MAX_DT)
     n = gmat.shape[0]
-    n_steps = _check_protocol(t_max, dt, transient, noise_std)
     if method not in ("table", "exact"):
         raise ValueError(f"method must be 'table' or 'exact', got {method!r}")
     be = resolve(backend, dtype)
