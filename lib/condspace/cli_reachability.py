@@ -121,7 +121,7 @@ def _output_folder(path: str) -> Path:
 
 def _grid_size(cell: cells.CellType, step: float) -> tuple[int, int]:
     """Points of the map axes at ``step`` (as :func:`condspace.neuromodulation.grid`, without allocating)."""
-    (s0, s1), (u0, u1) = neuromodulation.MAP_RANGES.get(cell.name, neuromodulation.MAP_RANGES["stg"])
+    (s0, s1), (u0, u1) = neuromodulation.map_ranges(cell)
     return int(round((s1 - s0) / step)) + 1, int(round((u1 - u0) / step)) + 1
 
 
