@@ -29,10 +29,11 @@ from condspace.channels import (
 
 
 def test_registry_names_and_aliases():
-    assert cells.available() == ("da", "stg")
+    # other files may add cell types (the registry finds them): only the two originals are pinned
+    assert {"da", "stg"} <= set(cells.available()) and cells.available() == tuple(sorted(cells.available()))
     assert cells.get("liu98_stg") is cells.get("STG") is cells.STG
     assert cells.get(cells.DA) is cells.DA
-    with pytest.raises(ValueError, match="unknown cell type 'hh'.*available: da, stg"):
+    with pytest.raises(ValueError, match=f"unknown cell type 'hh'.*available: {', '.join(cells.available())}"):
         cells.get("hh")
 
 

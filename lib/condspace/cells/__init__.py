@@ -1,8 +1,8 @@
 """Registry of declared cell types.
 
 >>> from condspace import cells
->>> cells.available()
-('da', 'stg')
+>>> {"da", "stg"} <= set(cells.available())
+True
 >>> cells.get("stg").channel_names
 ('Na', 'Kd', 'CaT', 'CaS', 'KCa', 'A', 'H', 'leak')
 
