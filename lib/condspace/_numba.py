@@ -155,19 +155,24 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
 
         numba.set_num_threads(min(threads, max_threads()))
     n = g.shape[0]
+    # Pad the chunk to whole groups of src.group_size neurons with copies of its last neuron; their
+    # results are dropped (each neuron's arithmetic is independent of its group mates).
+    m = -(-n // src.group_size) * src.group_size
+    pad = np.concatenate([np.arange(n), np.full(m - n, n - 1, dtype=np.int64)])
+    g, cur = g[pad], cur[pad]
     f64 = np.float64
     state = {
-        "V": np.full(n, src.init_v),
-        "X": np.repeat(np.asarray(src.init_x, dtype=f64).reshape(-1, 1), n, axis=1).reshape(src.n_x, n),
-        "P": np.repeat(np.asarray(src.init_p, dtype=f64).reshape(-1, 1), n, axis=1).reshape(src.n_p, n),
-        "CA": np.full(n, src.init_ca),
-        "armed": np.full(n, src.init_v < SPIKE_REARM),
-        "ok": np.ones(n, dtype=bool),
+        "V": np.full(m, src.init_v),
+        "X": np.repeat(np.asarray(src.init_x, dtype=f64).reshape(-1, 1), m, axis=1).reshape(src.n_x, m),
+        "P": np.repeat(np.asarray(src.init_p, dtype=f64).reshape(-1, 1), m, axis=1).reshape(src.n_p, m),
+        "CA": np.full(m, src.init_ca),
+        "armed": np.full(m, src.init_v < SPIKE_REARM),
+        "ok": np.ones(m, dtype=bool),
     }
     g_leak = np.ascontiguousarray(g[:, -1])
     gbar = np.ascontiguousarray(g[:, :-1].T)
     drive0 = g_leak * src.E_leak + cur  # as the NumPy engine forms it
-    every, slot, trace = 1, np.full(n, -1, dtype=np.int64), np.zeros((1, 1))
+    every, slot, trace = 1, np.full(m, -1, dtype=np.int64), np.zeros((1, 1))
     if rec is not None and len(rec[1]):
         store_rows, local, every = rec
         uniq, inverse = np.unique(local, return_inverse=True)
@@ -177,29 +182,33 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
     if noise is not None:  # the NumPy engine's block length, so that both draw in the same pieces
         steps_per = max(100, min(5000, int(NOISE_BLOCK_VALUES // max(n, 1))))
     cap = int(steps_per * src.dt * SPIKE_BUFFER_HZ / 1000.0) + SPIKE_BUFFER_MIN
-    spk_t = np.empty((n, cap))
-    spk_n = np.zeros(n, dtype=np.int64)
+    spk_t = np.empty((m, cap))
+    spk_n = np.zeros(m, dtype=np.int64)
     no_noise = np.zeros((1, 1))
     hits_i, hits_t = [], []
     k = 0
     while k < n_steps:
         steps = min(steps_per, n_steps - k)
-        block = np.ascontiguousarray(noise.block(steps).T) if noise is not None else no_noise
+        block = no_noise
+        if noise is not None:
+            block = np.zeros((m, steps))
+            block[:n] = noise.block(steps).T
         snapshot = {key: arr.copy() for key, arr in state.items()}
         while True:
             fn(steps, k, n_steps, check_every, float(transient), gbar, g_leak, drive0, block, noise is not None,
                state["V"], state["X"], state["P"], state["CA"], state["armed"], state["ok"], src.table,
                spk_t, spk_n, slot, trace, every)
-            most = int(spk_n.max()) if n else 0
-            if most <= spk_t.shape[1]:
+            most = int(spk_n[:n].max())
+            if int(spk_n.max()) <= spk_t.shape[1]:
                 break
             # A neuron spiked more often than the buffer holds: restore the state and rerun the
             # block with room for all of them (the trace samples are rewritten identically).
             for key, arr in state.items():
                 arr[...] = snapshot[key]
-            spk_t = np.empty((n, most + most // 4))
+            most = int(spk_n.max())
+            spk_t = np.empty((m, most + most // 4))
         if most:
-            idx, col = np.nonzero(np.arange(most)[None, :] < spk_n[:, None])
+            idx, col = np.nonzero(np.arange(most)[None, :] < spk_n[:n, None])
             hits_i.append(idx)
             hits_t.append(spk_t[idx, col])
         if bar is not None:
@@ -207,5 +216,5 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
         k += steps
     if rec is not None and len(rec[1]):
         trace_store[store_rows] = trace[inverse]
-    ok = state["ok"].copy()
+    ok = state["ok"][:n].copy()
     return _split_spikes(hits_i, hits_t, n, ok), ok
