@@ -419,7 +419,8 @@ class SimulatedFeatures:
 
 
 def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: Protocol | None = None, *,
-                      seed: int | None = 0, backend: str = "numpy", progress: bool | None = None) -> SimulatedFeatures:
+                      seed: int | None = 0, backend: str = "numpy", progress: bool | None = None,
+                      client: Any = None) -> SimulatedFeatures:
     """Simulate a whole batch of conductance vectors in one call and compute their features.
 
     Args:
@@ -430,6 +431,7 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
         seed: Noise seed (only used when ``protocol.noise_std > 0``).
         backend: Array backend of the integrator.
         progress: Progress bar (see :func:`condspace.simulate`).
+        client: A ``distributed.Client`` to run the simulations on (see :func:`condspace.simulate`).
     """
     from condspace.simulate import simulate  # noqa: PLC0415
 
@@ -438,7 +440,7 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     g = conductances(cell, prior, theta)
     res = simulate(cell, g, t_max=protocol.t_max, transient=protocol.transient, dt=protocol.dt,
                    noise_std=protocol.noise_std, seed=seed, backend=backend, method=protocol.method,
-                   progress=progress)
+                   progress=progress, client=client)
     labels = _features.classify(res.spike_times, ok=np.asarray(res.ok, dtype=bool)).to_numpy()
     x = summary_features(res.spike_times, protocol.duration)
     valid = np.isin(labels, ("spiking", "bursting")) & np.all(np.isfinite(x), axis=1)
@@ -697,7 +699,7 @@ def cached_simulations(simulator: Callable[[np.ndarray], tuple[np.ndarray, np.nd
 
 def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, protocol: Protocol | None = None,
                  seed: int = 0, backend: str = "numpy", cache_dir: str | Path | None = None,
-                 use_cache: bool = True, progress: bool | None = None) -> TrainingSet:
+                 use_cache: bool = True, progress: bool | None = None, client: Any = None) -> TrainingSet:
     """Simulate (or load from the cache) ``n`` prior draws of a cell and their summary features.
 
     Args:
@@ -710,13 +712,16 @@ def training_set(cell: str | CellType, n: int, *, prior: Prior | None = None, pr
         cache_dir: Cache folder, default :func:`default_cache_dir`.
         use_cache: Read and write the cache.
         progress: Progress bar of the simulation.
+        client: A ``distributed.Client``: the simulations run as Dask tasks on its workers
+            (identical results, so not part of the cache key either; ``pip install -e .[dask]``).
     """
     cell = _cells.get(cell)
     prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
 
     def simulator(theta: np.ndarray):
-        sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress)
+        sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress,
+                                client=client)
         return sim.x, sim.valid, sim.labels
 
     parts = {"cell": _cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
@@ -1672,7 +1677,7 @@ def leakage(posterior: Posterior, x: Any, n: int = 1000, seed: int = 0) -> np.nd
 
 def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | None = None, *, seed: int = 10_000,
              training_seed: int = 0, backend: str = "numpy", cache_dir: str | Path | None = None,
-             use_cache: bool = True, progress: bool | None = None) -> TrainingSet:
+             use_cache: bool = True, progress: bool | None = None, client: Any = None) -> TrainingSet:
     """Held-out simulations for calibration: a :func:`training_set` with another seed.
 
     Raises:
@@ -1681,7 +1686,7 @@ def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | No
     if seed == training_seed:
         raise ValueError(f"seed: held-out simulations need a seed different from the training seed {training_seed}")
     return training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend, cache_dir=cache_dir,
-                        use_cache=use_cache, progress=progress)
+                        use_cache=use_cache, progress=progress, client=client)
 
 
 __all__ = [
