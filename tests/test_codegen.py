@@ -293,7 +293,8 @@ def _assert_matches_numpy(res, ref, pert, min_robust: float) -> None:
 
 
 def _numpy_runs(jobs: dict) -> dict:
-    """``simulate(*args, backend="numpy", engine="numpy", **kwargs)`` for each ``key: (args, kwargs)``, in worker processes.
+    """``simulate(*args, backend="numpy", engine="numpy", **kwargs)`` for each ``key: (args, kwargs)``,
+    in worker processes.
 
     One BLAS thread per worker: OpenBLAS threads (the engine's ``E @ g``, SciPy's expm) that
     compete with other processes slow the NumPy engine down by an order of magnitude on a
@@ -304,7 +305,8 @@ def _numpy_runs(jobs: dict) -> dict:
             workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setenv(var, "1")
-        futures = {key: pool.submit(simulate, *args, backend="numpy", engine="numpy", **kwargs) for key, (args, kwargs) in jobs.items()}
+        futures = {key: pool.submit(simulate, *args, backend="numpy", engine="numpy", **kwargs)
+                   for key, (args, kwargs) in jobs.items()}
         return {key: fut.result() for key, fut in futures.items()}
 
 

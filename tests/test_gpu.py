@@ -63,18 +63,19 @@ def numpy_reference():
         for name in ("da", "stg"):  # longest jobs first: a DA example runs 12 s of biology at dt 0.025 ms
             cell = cells.get(name)
             for i, row in enumerate(_examples(cell)):
-                jobs[name, "examples", i] = pool.submit(simulate, name, row[None], backend="numpy", engine="numpy", method="exact",
-                                                        **cell.protocol)
+                jobs[name, "examples", i] = pool.submit(simulate, name, row[None], backend="numpy", engine="numpy",
+                                                        method="exact", **cell.protocol)
         for name in ("da", "stg"):
             g = _box_population(cells.get(name), N_RANDOM, seed=1)
             for i, part in enumerate(np.array_split(g, workers)):
-                jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", engine="numpy", method="exact",
-                                                      **RANDOM_PROTOCOL)
+                jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", engine="numpy",
+                                                      method="exact", **RANDOM_PROTOCOL)
                 for p, eps in enumerate(PERTURBATIONS):
                     jobs[name, f"random_perturbed{p}", i] = pool.submit(
-                        simulate, name, part * (1.0 + eps), backend="numpy", engine="numpy", method="exact", **RANDOM_PROTOCOL)
-        jobs["stg", "noise", 0] = pool.submit(simulate, "stg", _examples(cells.get("stg")), backend="numpy", engine="numpy",
-                                              method="exact", **NOISE)
+                        simulate, name, part * (1.0 + eps), backend="numpy", engine="numpy", method="exact",
+                        **RANDOM_PROTOCOL)
+        jobs["stg", "noise", 0] = pool.submit(simulate, "stg", _examples(cells.get("stg")), backend="numpy",
+                                              engine="numpy", method="exact", **NOISE)
         done = {key: fut.result() for key, fut in jobs.items()}
     out = {}
     for name, kind, i in sorted(done, key=lambda k: (k[0], k[1], k[2])):

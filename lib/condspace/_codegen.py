@@ -949,7 +949,7 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
             pos = {st: i for i, st in enumerate(states)}
             add(f"A = scratch[{si}]")
             add("A[:] = 0.0")
-            for ti, t in enumerate(s.gate.transitions):
+            for t in s.gate.transitions:
                 a, b = pos[t.source], pos[t.target]
                 add(f"r = {tr(t.rate, 'v')}  # {t.source} -> {t.target}")
                 add(f"A[{b * ns + a}] += r")

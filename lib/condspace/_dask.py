@@ -6,7 +6,8 @@ rows of conductances and current; the worker integrates it with the same engine,
 streams (seeded by the seed and the neuron index, :class:`condspace.simulate._Noise`) and one
 thread, so the result is identical to a local run, bit for bit, whatever the cluster.
 
-A built-in cell travels as its name (the worker imports condspace and finds it); any other cell travels as its pickled declaration
+A built-in cell travels as its name (the worker imports condspace and finds it); any other cell
+travels as its pickled declaration
 (cloudpickle handles the lambdas of rate functions).
 """
 
