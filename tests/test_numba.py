@@ -193,3 +193,37 @@ def test_compilation_is_cached_on_disk(tmp_path):
     assert out[0] == ["0", "1"], out  # compiled in the first process ...
     assert out[1] == ["1", "0"], out  # ... loaded from the cache in the second
     assert len(list((tmp_path / "numba").glob("kernel_*.py"))) == 1
+
+
+def test_python_dialect_of_the_tracer_evaluates_to_the_numpy_rates():
+    """Every rate function of both cells, traced in the Python dialect, evaluates (with the names the
+    generated module binds) to what the declaration computes with NumPy."""
+    import math
+
+    from condspace._codegen import trace
+    from condspace.kinetics import gate_slots
+
+    ns = {name: getattr(math, name) for name in ("exp", "expm1", "fabs", "log", "log1p", "pow", "sqrt", "tanh")}
+    ns.update(cs_clip=lambda x, lo, hi: lo if x < lo else (hi if x > hi else x),
+              cs_min=lambda a, b: a if (a != a or a < b) else b, cs_max=lambda a, b: a if (a != a or a > b) else b)
+    voltages = np.linspace(-120.0, 60.0, 37)
+    checked = 0
+    for name in ("stg", "da"):
+        cell = cells.get(name)
+        for slot in gate_slots(cell):
+            gate = slot.gate
+            if slot.kind == "scheme":
+                fns = [(t.rate, ("v",)) for t in gate.transitions]
+            else:
+                fns = [(gate.inf, ("v", "ca") if slot.kind == "calcium" else ("v",))]
+                fns += [(gate.tau, ("v",))] if slot.kind != "instant" else []
+            for fn, args in fns:
+                expr = trace(fn, *args, dialect="python")
+                assert "?" not in expr
+                for V in voltages:
+                    env = {**ns, "v": float(V), "ca": 0.7}
+                    got = eval(expr, {"__builtins__": {}}, env)  # noqa: S307  (our own generated expression)
+                    want = fn(np, np.float64(V), np.float64(0.7)) if len(args) == 2 else fn(np, np.float64(V))
+                    assert got == pytest.approx(float(want), rel=1e-14, abs=1e-300), (name, expr, V)
+                checked += 1
+    assert checked > 25

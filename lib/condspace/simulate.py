@@ -1,4 +1,12 @@
-"""One batched integrator for every declared cell type.
+"""One integrator for every declared cell type, with three engines behind it.
+
+* ``engine="numba"`` (the CPU default when Numba is importable, :mod:`condspace._numba`): kernels
+  generated from the declaration, each neuron's time loop compiled, neurons over threads;
+* ``engine="numpy"``: the batched NumPy engine (:mod:`condspace._engine`), the reference;
+* ``backend="cupy"``: the fused CUDA kernel (:mod:`condspace._cuda`).
+
+All share the argument checks, the noise streams (:class:`_Noise`) and the result layout; with
+``client=`` the chunks of a population run as Dask tasks (:mod:`condspace._dask`).
 
 >>> from condspace import cells, simulate
 >>> stg = cells.get("stg")
@@ -26,7 +34,7 @@ MAX_DT = 1.0  # ms: above this, exponential Euler still runs but spike shapes (โ
 NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md ยง5: 4th-order Butterworth low-pass at 1 kHz
 NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
 CHECK_EVERY = 200  # steps between checks for numerical blow-ups
-PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes cost more than they save
+PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes (NumPy engine) cost more than they save
 
 
 @dataclass
