@@ -195,7 +195,8 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
             block[:n] = noise.block(steps).T
         snapshot = {key: arr.copy() for key, arr in state.items()}
         while True:
-            fn(steps, k, n_steps, check_every, float(transient), gbar, g_leak, drive0, block, noise is not None,
+            fn(steps, k, n_steps, check_every, float(transient), src.dt, src.neg_dt, src.v_rate, src.ca_decay,
+               gbar, g_leak, drive0, block, noise is not None,
                state["V"], state["X"], state["P"], state["CA"], state["armed"], state["ok"], src.table,
                spk_t, spk_n, slot, trace, every)
             most = int(spk_n[:n].max())
