@@ -1,13 +1,18 @@
-"""Throughput of the batched simulator against a per-neuron SciPy baseline.
+"""Throughput of the CPU engines of ``condspace.simulate``, side by side in one process.
 
-Prints neuron-seconds of biological time per CPU-second (time.process_time) and per wall
-second for STG populations drawn from the literature box (dt 0.05 ms, float64), and for
-SciPy ``solve_ivp`` (BDF, rtol 1e-2 — the loosest setting in common use) on a few of the same
-neurons, all in this one process, with the ratio. The condspace rows run in one process
-(``workers=1``); one more row runs the largest population on every core (``workers``), where only
-wall time counts (the CPU time of worker processes is not this process's).
+Prints neuron-seconds of biological time per CPU-second (``time.process_time``, all threads of
+this process) and per wall second, for STG populations drawn from the literature box (dt 0.05 ms,
+float64, ``method="table"``) of N = 1,000 and 10,000 neurons, with
 
-Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 1000] [--sizes 1000 10000] [--backend numpy]
+* the NumPy engine (``engine="numpy"``, one process) — the baseline of the ratio column;
+* the compiled engine (``engine="numba"``) on 1 thread and on 2 threads;
+* Brian2, when it is installed (skipped with a message otherwise);
+
+then the DA cell at its own dt (0.025 ms). Before that, the first compilation of the compiled
+engine's kernels (into an empty, temporary disk cache) and the cost of loading them from that
+cache in a fresh process are timed.
+
+Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000]
 """
 
 from __future__ import annotations
@@ -15,61 +20,109 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 
 from _populations import stg_box_population
 
-from condspace import resolve, simulate
-from condspace.reference import simulate_scipy
+from condspace import cells, inference, simulate
 
 
 def measure(fn) -> tuple[float, float]:
-    """(CPU seconds, wall seconds) of fn()."""
+    """(CPU seconds of this process, wall seconds) of fn()."""
     c0, w0 = time.process_time(), time.perf_counter()
     fn()
     return time.process_time() - c0, time.perf_counter() - w0
 
 
+def compile_costs() -> list[str]:
+    """First compilation of each kernel variant into an empty cache, then a fresh process loading it."""
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        old = os.environ.get("CONDSPACE_CACHE")
+        os.environ["CONDSPACE_CACHE"] = tmp
+        try:
+            for name in ("stg", "da"):
+                cell = cells.get(name)
+                g = [cell.example(next(iter(cell.examples)))] * 4
+                dt = float(cell.protocol.get("dt", 0.05))
+                simulate(name, g, t_max=1.0, transient=0.0, dt=dt, engine="numpy")  # rate table built (shared)
+                for threads in (1, 2):
+                    _, wall = measure(lambda n=name, g=g, dt=dt, w=threads: simulate(
+                        n, g, t_max=1.0, transient=0.0, dt=dt, engine="numba", workers=w, progress=False))
+                    lines.append(f"first compilation, {name}, {'serial' if threads == 1 else 'threaded'} kernel: "
+                                 f"{wall:.1f} s")
+            script = ("import time; t = time.perf_counter(); from condspace import simulate; "
+                      "simulate('stg', [[100, 100, 1, 5, 10, 20, 0.01, 0.01]], t_max=1.0, transient=0.0, "
+                      "engine='numba', workers=1); print(time.perf_counter() - t)")
+            out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                 env={**os.environ, "CONDSPACE_QUIET": "1"}).stdout
+            lines.append(f"fresh process, stg kernel from the disk cache (import condspace included): "
+                         f"{float(out.split()[-1]):.1f} s")
+        finally:
+            if old is None:
+                os.environ.pop("CONDSPACE_CACHE")
+            else:
+                os.environ["CONDSPACE_CACHE"] = old
+    return lines
+
+
+def brian2_row(n: int, t_bio: float) -> tuple | str:
+    """Brian2 is not part of this benchmark's dependencies; say so (the row is optional)."""
+    try:
+        import brian2  # noqa: F401
+    except ImportError:
+        return "Brian2 row skipped: brian2 is not installed (pip install brian2 to compare)"
+    return "Brian2 row skipped: brian2 is installed, but no STG model for it ships with this benchmark yet"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--t-bio", type=float, default=1000.0, help="biological time per run (ms)")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="population sizes")
-    ap.add_argument("--backend", default="numpy", help="numpy or cupy")
-    ap.add_argument("--method", default="table", help="table or exact")
-    ap.add_argument("--baseline-neurons", type=int, default=3, help="neurons integrated by SciPy")
-    ap.add_argument("--no-baseline", action="store_true", help="skip the SciPy baseline")
+    ap.add_argument("--t-bio", type=float, default=250.0, help="biological time per run (ms)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="STG population sizes")
+    ap.add_argument("--da-size", type=int, default=1000, help="DA population size (0: skip DA)")
+    ap.add_argument("--no-compile", action="store_true", help="skip timing the first compilation")
     args = ap.parse_args()
-    be = resolve(args.backend)
-    print(f"# condspace simulate benchmark: {be.describe()}, method={args.method}, dt=0.05 ms, "
-          f"t_bio={args.t_bio} ms, {platform.processor() or platform.machine()}")
-    rows = []
-    for n in args.sizes:
-        g = stg_box_population(n)
-        simulate("stg", g[:8], t_max=20.0, transient=0.0, backend=be, progress=False)  # warm-up
-        cpu, wall = measure(lambda g=g: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
-                                                 method=args.method, progress=False, workers=1))
-        bio = n * args.t_bio / 1000.0
-        rows.append((f"condspace {be.name} N={n}", bio / cpu, bio / wall))
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if be.name == "numpy" and cores > 1:
-        n = max(args.sizes)
-        g = stg_box_population(n)
-        _, wall = measure(lambda: simulate("stg", g, t_max=args.t_bio, transient=0.0, backend=be,
-                                           method=args.method, progress=False, workers=cores))
+    print(f"# condspace CPU engines: float64, method=table, t_bio={args.t_bio} ms, {cores} cores, "
+          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")
+    if not args.no_compile:
+        for line in compile_costs():
+            print(f"# {line}")
+    rows, notes = [], []
+    runs = [("stg", n, stg_box_population(n)) for n in args.sizes]
+    if args.da_size:
+        da = cells.get("da")
+        prior = inference.make_prior(da)
+        runs.append(("da", args.da_size, inference.conductances(da, prior, prior.sample(args.da_size, seed=0))))
+    for name, n, g in runs:
+        dt = float(cells.get(name).protocol.get("dt", 0.05))
+        simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numpy", progress=False)  # tables, imports
+        for w in (1, 2):
+            simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numba", workers=w, progress=False)
         bio = n * args.t_bio / 1000.0
-        rows.append((f"condspace {be.name} N={n}, {cores} worker processes", float("nan"), bio / wall))
-    if not args.no_baseline:
-        g = stg_box_population(args.baseline_neurons)
-        cpu, wall = measure(lambda: [simulate_scipy("stg", row, t_max=args.t_bio, transient=0.0, method="BDF",
-                                                    rtol=1e-2, atol=1e-6) for row in g])
-        bio = args.baseline_neurons * args.t_bio / 1000.0
-        rows.append((f"SciPy BDF rtol=1e-2 per neuron (N={args.baseline_neurons})", bio / cpu, bio / wall))
-    base = rows[-1][1] if not args.no_baseline else None
-    print(f"| {'run':45s} | neuron-s / CPU-s | neuron-s / wall-s | ratio vs SciPy |")
-    print(f"|{'-' * 47}|------------------|-------------------|----------------|")
-    for name, per_cpu, per_wall in rows:
-        ratio = f"{per_cpu / base:14.0f}" if base and per_cpu == per_cpu else f"{'-':>14s}"
-        print(f"| {name:45s} | {per_cpu:16.1f} | {per_wall:17.1f} | {ratio} |")
+        base = None
+        for label, kw in (("NumPy engine", {"engine": "numpy", "workers": 1}),
+                          ("compiled, 1 thread", {"engine": "numba", "workers": 1}),
+                          ("compiled, 2 threads", {"engine": "numba", "workers": 2})):
+            cpu, wall = measure(lambda kw=kw, g=g, name=name, dt=dt: simulate(
+                name, g, t_max=args.t_bio, transient=0.0, dt=dt, progress=False, **kw))
+            base = base or bio / cpu
+            rows.append((f"{name} dt={dt} N={n}: {label}", bio / cpu, bio / wall, (bio / cpu) / base))
+        if name == "stg":
+            out = brian2_row(n, args.t_bio)
+            if isinstance(out, str):
+                notes.append(out)
+            else:
+                rows.append(out)
+    print(f"| {'run':44s} | neuron-s / CPU-s | neuron-s / wall-s | × NumPy |")
+    print(f"|{'-' * 46}|------------------|-------------------|---------|")
+    for label, per_cpu, per_wall, ratio in rows:
+        print(f"| {label:44s} | {per_cpu:16.0f} | {per_wall:17.0f} | {ratio:7.1f} |")
+    for note in sorted(set(notes)):
+        print(f"# {note}")
 
 
 if __name__ == "__main__":

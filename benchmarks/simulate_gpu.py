@@ -55,7 +55,7 @@ def main() -> int:
     g = stg_box_population(args.numpy_n)
     for method in ("table", "exact"):
         secs = wall(lambda m=method: simulate("stg", g, t_max=args.numpy_t_bio, transient=0.0, dt=dt,
-                                              backend="numpy", method=m, progress=False))
+                                              backend="numpy", engine="numpy", method=m, progress=False))
         rows.append((f"numpy, method={method}", args.numpy_n, args.numpy_t_bio, secs))
     base = {r[0]: r[1] * r[2] / 1000.0 / r[3] for r in rows if r[0].startswith("numpy")}
     print(f"| {'run':32s} | {'N':>7s} | t_bio (ms) | wall (s) | neuron-s / wall-s | × numpy table | × numpy exact |")

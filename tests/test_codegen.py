@@ -293,7 +293,8 @@ def _assert_matches_numpy(res, ref, pert, min_robust: float) -> None:
 
 
 def _numpy_runs(jobs: dict) -> dict:
-    """``simulate(*args, backend="numpy", **kwargs)`` for each ``key: (args, kwargs)``, in worker processes.
+    """``simulate(*args, backend="numpy", engine="numpy", **kwargs)`` for each ``key: (args, kwargs)``,
+    in worker processes.
 
     One BLAS thread per worker: OpenBLAS threads (the engine's ``E @ g``, SciPy's expm) that
     compete with other processes slow the NumPy engine down by an order of magnitude on a
@@ -304,7 +305,8 @@ def _numpy_runs(jobs: dict) -> dict:
             workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setenv(var, "1")
-        futures = {key: pool.submit(simulate, *args, backend="numpy", **kwargs) for key, (args, kwargs) in jobs.items()}
+        futures = {key: pool.submit(simulate, *args, backend="numpy", engine="numpy", **kwargs)
+                   for key, (args, kwargs) in jobs.items()}
         return {key: fut.result() for key, fut in futures.items()}
 
 
@@ -423,7 +425,7 @@ def test_blow_up_is_flagged_and_reset_like_numpy(tmp_path):
     stg = cells.get("stg")
     g = [stg.example("tonic spiking")] * 3
     kw = dict(t_max=300.0, transient=0.0, method="exact", current=[0.0, 1e5, 0.0])
-    ref = simulate(stg, g, backend="numpy", **kw)
+    ref = simulate(stg, g, backend="numpy", engine="numpy", **kw)
     assert ref.ok.tolist() == [True, False, True]
     res = simulate(stg, g, backend=_fake_backend("c", tmp_path)[0], **kw)
     np.testing.assert_array_equal(res.ok, ref.ok)

@@ -63,18 +63,19 @@ def numpy_reference():
         for name in ("da", "stg"):  # longest jobs first: a DA example runs 12 s of biology at dt 0.025 ms
             cell = cells.get(name)
             for i, row in enumerate(_examples(cell)):
-                jobs[name, "examples", i] = pool.submit(simulate, name, row[None], backend="numpy", method="exact",
-                                                        **cell.protocol)
+                jobs[name, "examples", i] = pool.submit(simulate, name, row[None], backend="numpy", engine="numpy",
+                                                        method="exact", **cell.protocol)
         for name in ("da", "stg"):
             g = _box_population(cells.get(name), N_RANDOM, seed=1)
             for i, part in enumerate(np.array_split(g, workers)):
-                jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", method="exact",
-                                                      **RANDOM_PROTOCOL)
+                jobs[name, "random", i] = pool.submit(simulate, name, part, backend="numpy", engine="numpy",
+                                                      method="exact", **RANDOM_PROTOCOL)
                 for p, eps in enumerate(PERTURBATIONS):
                     jobs[name, f"random_perturbed{p}", i] = pool.submit(
-                        simulate, name, part * (1.0 + eps), backend="numpy", method="exact", **RANDOM_PROTOCOL)
+                        simulate, name, part * (1.0 + eps), backend="numpy", engine="numpy", method="exact",
+                        **RANDOM_PROTOCOL)
         jobs["stg", "noise", 0] = pool.submit(simulate, "stg", _examples(cells.get("stg")), backend="numpy",
-                                              method="exact", **NOISE)
+                                              engine="numpy", method="exact", **NOISE)
         done = {key: fut.result() for key, fut in jobs.items()}
     out = {}
     for name, kind, i in sorted(done, key=lambda k: (k[0], k[1], k[2])):
@@ -141,7 +142,7 @@ def test_traces_follow_numpy_early_on():
     """Recorded voltages agree to rounding over the first 100 ms (before any amplification)."""
     g = _examples(cells.get("stg"))
     kw = {"t_max": 100.0, "transient": 0.0, "method": "exact", "record": {"neurons": [0, 3], "interval": 0.05}}
-    ref = simulate("stg", g, backend="numpy", **kw)
+    ref = simulate("stg", g, backend="numpy", engine="numpy", **kw)
     res = simulate("stg", g, backend="cupy", **kw)
     np.testing.assert_array_equal(res.traces["t"], ref.traces["t"])
     np.testing.assert_allclose(res.traces["V"], ref.traces["V"], rtol=0, atol=1e-6)

@@ -114,12 +114,13 @@ def test_chunking_does_not_change_results():
 
 
 def test_worker_processes_give_identical_results():
-    """Chunks integrated in forked workers: same spikes, flags and traces as one process (noise included)."""
+    """NumPy engine, chunks integrated in forked workers: same spikes, flags and traces as one process
+    (noise included). The compiled engine's threads: tests/test_numba.py."""
     rng = np.random.default_rng(4)
     g = np.repeat(_matrix(STG), 4, axis=0) * rng.uniform(0.9, 1.1, (20, 8))
     current = np.zeros(20)
     current[13] = 1e6  # one neuron blows up: flagged in whichever worker integrates it
-    kw = dict(t_max=500.0, transient=100.0, backend="numpy", noise_std=0.5, seed=11, current=current,
+    kw = dict(t_max=500.0, transient=100.0, backend="numpy", engine="numpy", noise_std=0.5, seed=11, current=current,
               record={"neurons": [2, 9, 17], "interval": 1.0}, chunk_size=6)
     one = simulate(STG, g, workers=1, **kw)
     two = simulate(STG, g, workers=2, **kw)

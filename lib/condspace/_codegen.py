@@ -28,6 +28,7 @@ Voltages in mV, times in ms, [Ca] in µM, conductances in mS/cm², currents in �
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,18 @@ class SymXP:
     numbers it returns the number computed by NumPy (so constants such as ``exp(-delta)`` are the
     very doubles the NumPy engine uses). Anything else a rate function asks for raises an
     ``AttributeError`` naming the function to add here.
+
+    Args:
+        dialect: ``"c"`` (C/CUDA expressions) or ``"python"`` (the same expressions for the Numba
+            kernel of :func:`generate_numba`). The two differ only in :meth:`where` (``c ? a : b``
+            against ``(a if c else b)``): the generated Python module binds ``exp``, ``fabs``,
+            ``pow``, ``cs_clip``, ... to functions of the same names and semantics.
     """
+
+    def __init__(self, dialect: str = "c") -> None:
+        if dialect not in ("c", "python"):
+            raise ValueError(f"dialect must be 'c' or 'python', got {dialect!r}")
+        self.dialect = dialect
 
     @staticmethod
     def _unary(name: str, cname: str, x: Any) -> Any:
@@ -250,6 +262,8 @@ class SymXP:
         if isinstance(cond, Sym):
             if not cond.is_bool:
                 raise TypeError("xp.where: the condition must be a comparison of traced values")
+            if self.dialect == "python":
+                return Sym(f"({_code(a)} if {cond.code} else {_code(b)})")
             return Sym(f"({cond.code} ? {_code(a)} : {_code(b)})")
         return a if bool(cond) else b
 
@@ -267,14 +281,16 @@ class SymXP:
 
 
 SYMXP = SymXP()
+SYMXP_PY = SymXP("python")
 
 
-def trace(fn: Callable[..., Any], *names: str) -> str:
-    """Trace a rate function into a C expression.
+def trace(fn: Callable[..., Any], *names: str, dialect: str = "c") -> str:
+    """Trace a rate function into a C (or Python) expression.
 
     Args:
         fn: A declared rate function, called as ``fn(xp, *args)``.
-        names: C variable names of its arguments after ``xp`` (e.g. ``"v"``, ``"ca"``).
+        names: Variable names of its arguments after ``xp`` (e.g. ``"v"``, ``"ca"``).
+        dialect: ``"c"`` or ``"python"`` (see :class:`SymXP`).
 
     Returns:
         The C expression (a literal when the function is constant).
@@ -284,8 +300,10 @@ def trace(fn: Callable[..., Any], *names: str) -> str:
         >>> trace(lambda xp, V: sigmoid(xp, V, 25.5, -5.29), "v")
         '(1.0 / (1.0 + exp(cs_clip(((v + 25.5) / (-5.29)), (-500.0), 500.0))))'
     """
-    out = fn(SYMXP, *(Sym(n) for n in names))
-    return _code(out)
+    xp = {"c": SYMXP, "python": SYMXP_PY}.get(dialect)
+    if xp is None:
+        raise ValueError(f"dialect must be 'c' or 'python', got {dialect!r}")
+    return _code(fn(xp, *(Sym(n) for n in names)))
 
 
 # ----- kernel layout ---------------------------------------------------------------------------
@@ -523,6 +541,33 @@ CS_DEVICE void cs_expm{n}(double* A, double* E) {{
 }}
 """
 
+def _conductance_products(eng: Engine) -> list[str]:
+    """Per channel, ḡ·Π x^power over the kernel's variables (gb<c>, x<k>, p<k>), in the order of
+    :meth:`Engine.open_conductances` (factors as :meth:`Engine._build_factors` lists them)."""
+    row_name = {}
+    for k, s in enumerate(eng.hh + eng.ca_gates + eng.inst):
+        row_name[id(s.gate), s.channel] = f"x{k}"
+    for k, s in enumerate(eng.schemes):
+        states = list(s.gate.states)
+        row_name[id(s.gate), s.channel] = f"p{eng.scheme_offsets[k] + states.index(s.gate.open_state) - 1}"
+    order = eng.hh + eng.ca_gates + eng.inst + eng.schemes
+    out = []
+    for c in range(eng.n_channels):
+        expr = f"gb{c}"
+        for s in order:
+            if s.channel == c:
+                expr = _powered(expr, row_name[id(s.gate), s.channel], s.gate.power)
+        out.append(expr)
+    return out
+
+
+def _calcium_inf(eng: Engine) -> str:
+    """[Ca]∞ = β − α·I_Ca(V(t)) over the new conductances g<c> (the calcium pool of the cell)."""
+    pool = eng.cell.calcium
+    i_ca = _chain([f"(g{c} * (v - {literal(eng.E_host[c])}))" for c in eng.ca_channels], "+", "0.0")
+    return f"({literal(pool.beta)} - ({literal(pool.alpha)} * {i_ca}))"
+
+
 def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     """Generate the fused time-stepping kernel of ``cell`` for time step ``dt``.
 
@@ -598,25 +643,12 @@ def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
         add("    }")
 
     add("    /* ---- open conductances: gbar · Π x^power ---- */")
-    row_name = {}
-    for k, s in enumerate(eng.hh + eng.ca_gates + eng.inst):
-        row_name[id(s.gate), s.channel] = f"x{k}"
-    for k, s in enumerate(eng.schemes):
-        states = list(s.gate.states)
-        row_name[id(s.gate), s.channel] = f"p{eng.scheme_offsets[k] + states.index(s.gate.open_state) - 1}"
-    order = eng.hh + eng.ca_gates + eng.inst + eng.schemes  # Engine._build_factors order
-    for c in range(C):
-        expr = f"gb{c}"
-        for s in order:
-            if s.channel == c:
-                expr = _powered(expr, row_name[id(s.gate), s.channel], s.gate.power)
+    for c, expr in enumerate(_conductance_products(eng)):
         add(f"    const real g{c} = {expr}; /* {cell.channels[c].name} */")
 
     if eng.ca_decay is not None:
-        pool = cell.calcium
-        i_ca = _chain([f"(g{c} * (v - {L(E[c])}))" for c in eng.ca_channels], "+", "0.0")
         add("    /* ---- [Ca] with the currents at V(t) ---- */")
-        add(f"    {{ const real ca_inf = ({L(pool.beta)} - ({L(pool.alpha)} * {i_ca}));")
+        add(f"    {{ const real ca_inf = {_calcium_inf(eng)};")
         add(f"      ca = (((ca - ca_inf) * {L(eng.ca_decay)}) + ca_inf); }}")
 
     g_tot = f"({_chain([f'g{c}' for c in range(C)], '+', '0.0')} + gl)"
@@ -718,3 +750,444 @@ void {KERNEL_NAME}(
         init_v=float(init["V"][0]), init_x=tuple(float(x) for x in init["X"][:, 0]),
         init_p=tuple(float(p) for p in init["P"][:, 0]), init_ca=float(init["ca"][0]),
         E_leak=float(cell.leak_reversal), n_active=C)
+
+
+# ----- the Numba (CPU) kernel -------------------------------------------------------------------
+NUMBA_PARAMS: tuple[str, ...] = (
+    "n_steps",  # int: steps in this launch
+    "k0",  # int: global index of this launch's first step
+    "k_total",  # int: steps of the whole simulation (the last one is checked)
+    "check_every",  # int: steps between blow-up checks
+    "transient",  # float, ms: spikes before are not kept
+    "dt",  # float, ms: time step
+    "neg_dt",  # float: -dt (Engine: exp(-dt / tau))
+    "v_rate",  # float: -dt / C_m (Engine: exp(g_tot · (-dt · 1/C_m)))
+    "ca_decay",  # float: exp(-dt / tau_Ca) (unused without a calcium pool)
+    "gbar",  # (n_channels - 1, n) maximal conductances, mS/cm²
+    "gleak",  # (n,) leak conductance, mS/cm²
+    "drive0",  # (n,) g_leak·E_leak + I_app, µA/cm²
+    "noise",  # (n, n_steps) noise current, µA/cm² (read only if has_noise)
+    "has_noise",  # bool
+    "V",  # (n,) mV
+    "X",  # (n_x, n) HH / calcium / instantaneous gates, Engine row order
+    "P",  # (n_p, n) kinetic-scheme occupancies, Engine row order
+    "CA",  # (n,) µM
+    "armed",  # (n,) bool: a spike may be detected
+    "ok",  # (n,) bool: False once a blow-up was detected
+    "table",  # (grid rows, 2·width) rate table: values, then increments to the next grid point
+    "spk_t",  # (n, cap) spike times of this launch, ms
+    "spk_n",  # (n,) spikes found in this launch per neuron (may exceed cap: then rerun)
+    "rec_slot",  # (n,) row of the trace buffer, -1 if not recorded
+    "trace",  # (n_rec, trace_len) voltage samples, mV
+    "rec_every",  # int: steps between samples
+)
+"""Parameters of the generated Numba kernels, in order."""
+
+NUMBA_KERNELS = ("advance_serial", "advance_parallel")
+"""The two entry points of a generated module: the same loop compiled without and with threads."""
+
+NUMBA_GROUP = 1
+"""Neurons advanced side by side in one loop iteration of the Numba kernel (the launcher pads a
+chunk to a multiple). Interleaving independent neurons lets an out-of-order CPU overlap their
+chains of dependent operations; measured on a 2-core AMD EPYC (STG, table), 2 and 4 were no
+faster than 1 and cost 3× the compile time, so the default is 1."""
+
+_PER_NEURON = re.compile(r"\b(v|ca|xinf|dec|u|j|f|o0|ca_inf|gt|vinf|v_old|drive|drive_base|gl|arm|good|slot|count|"
+                         r"t|A|M|r|i|scratch|work|x\d+|p\d+|gb\d+|g\d+|n\d+)\b")
+
+
+def _rename(line: str, b: int) -> str:
+    """One line of a neuron's code with its local variables suffixed ``_<b>`` (neuron b of a group)."""
+    code, hash_, comment = line.partition("#")
+    return _PER_NEURON.sub(lambda m: f"{m.group(1)}_{b}", code) + hash_ + comment
+"""The two entry points of a generated module: the same loop compiled without and with threads."""
+
+
+@dataclass(frozen=True)
+class NumbaSource:
+    """Python source of the Numba kernels of one cell / dt / method, and what the launcher needs.
+
+    Attributes:
+        source: Python module text (defines :data:`NUMBA_KERNELS`).
+        method: ``"table"`` or ``"exact"``.
+        dt: Time step (ms) compiled into the source.
+        n_x, n_p, init_v, init_x, init_p, init_ca, E_leak, n_active: As in :class:`KernelSource`.
+        table: (grid rows, 2·width) rate table for ``method="table"`` (the NumPy engine's own
+            table, transposed so that one voltage reads one contiguous row); a (1, 1) dummy otherwise.
+        group_size: The kernels take chunks whose length is a multiple of this.
+        neg_dt, v_rate, ca_decay: Kernel arguments that depend on dt (see :data:`NUMBA_PARAMS`),
+            computed by the expressions :class:`Engine` uses, so they are the same doubles.
+    """
+
+    source: str
+    method: str
+    dt: float
+    n_x: int
+    n_p: int
+    init_v: float
+    init_x: tuple[float, ...]
+    init_p: tuple[float, ...]
+    init_ca: float
+    E_leak: float
+    n_active: int
+    table: np.ndarray
+    group_size: int = 1
+    neg_dt: float = 0.0
+    v_rate: float = 0.0
+    ca_decay: float = 0.0
+
+
+_NUMBA_PRELUDE = '''"""Generated by condspace._codegen.generate_numba from the declaration of cell {cell!r}
+(method = {method!r}; dt and the rate table are arguments: one compilation serves every dt).
+Do not edit: regenerate. Same arithmetic, in the same order,
+as condspace._engine.Engine.step; the rate expressions come from the tracer that writes the C/CUDA kernel."""
+import math  # noqa: F401
+from math import exp, expm1, fabs, log, log1p, pow, sqrt, tanh  # noqa: F401  (names the traced code calls)
+
+import numba
+import numpy as np  # noqa: F401
+
+
+@numba.njit(cache=True, inline="always")
+def cs_clip(x, lo, hi):
+    return lo if x < lo else (hi if x > hi else x)
+
+
+@numba.njit(cache=True, inline="always")
+def cs_min(a, b):
+    return a if (a != a or a < b) else b
+
+
+@numba.njit(cache=True, inline="always")
+def cs_max(a, b):
+    return a if (a != a or a > b) else b
+
+
+@numba.njit(cache=True, inline="always")
+def cs_finite(x):
+    return (x - x) == 0.0
+'''
+
+
+def _indent(lines: list[str], n: int) -> str:
+    return "\n".join((" " * n + line) if line else "" for line in lines)
+
+
+def generate_numba(cell: CellType, dt: float, method: str = "table", group_size: int = NUMBA_GROUP) -> NumbaSource:
+    """Generate the Numba CPU kernels of ``cell`` for time step ``dt``.
+
+    One generated function advances every neuron of a chunk ``n_steps`` steps: the outer loop
+    over neurons (``numba.prange`` in the threaded variant), the inner loop over time with the
+    neuron's state in local variables, spike detection and the blow-up check inside, like the
+    C/CUDA kernel of :func:`generate`. The arithmetic follows :meth:`Engine.step` operation by
+    operation (the same operand order, so the same rounding): with ``method="table"`` the rates
+    are interpolated from the NumPy engine's own rate table, with ``"exact"`` they are the traced
+    rate functions, and the kinetic-scheme propagator is a generated matrix exponential.
+
+    Args:
+        cell: The cell declaration.
+        dt: Time step (ms), compiled in.
+        method: ``"table"`` or ``"exact"``.
+        group_size: Neurons advanced side by side per loop iteration (:data:`NUMBA_GROUP`).
+
+    Returns:
+        The :class:`NumbaSource`.
+
+    Raises:
+        ValueError: Unknown method or a non-positive dt.
+    """
+    if method not in ("table", "exact"):
+        raise ValueError(f"method must be 'table' or 'exact', got {method!r}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"dt must be a finite number > 0 ms, got {dt}")
+    eng = Engine(cell, float(dt), np, np.float64, method)
+    init = eng.initial(1)
+    n_x, n_p, C, cols = eng.n_x, int(eng.scheme_offsets[-1]), eng.n_channels, eng.cols
+    L, w = literal, cols.width
+
+    def tr(fn: Callable[..., Any], *names: str) -> str:
+        return trace(fn, *names, dialect="python")
+
+    def col(c: int) -> str:  # Engine.rates: increment·f + value at the grid point below V
+        return f"((table[j, {w + c}] * f) + table[j, {c}])"
+
+    body: list[str] = []
+    add = body.append
+    if method == "table":
+        add("# ---- rate-table row and fraction at V(t) (Engine.rates) ----")
+        add(f"u = ((v - {L(eng.table_lo)}) * {L(eng.table_inv_step)})")
+        add("if not (u > 0.0):  # also NaN (flagged at the next check): stay inside the table")
+        add("    u = 0.0")
+        add(f"elif u > {L(eng.table_n - 1e-9)}:")
+        add(f"    u = {L(eng.table_n - 1e-9)}")
+        add("j = int(u)")
+        add("f = (u - j)")
+    add("# ---- gates, with V(t) and [Ca](t) (Rush-Larsen / exponential Euler) ----")
+    for k, s in enumerate(eng.hh):
+        add(f"# {cell.channels[s.channel].name}.{s.gate.name}")
+        if method == "table":
+            add(f"xinf = {col(cols.hh_inf.start + k)}")
+            add(f"dec = {col(cols.hh_decay.start + k)}")
+        else:
+            add(f"xinf = {tr(s.gate.inf, 'v')}")
+            add(f"dec = exp((neg_dt / {tr(s.gate.tau, 'v')}))")
+        add(f"x{k} = (((x{k} - xinf) * dec) + xinf)")
+    nh = len(eng.hh)
+    for j, s in enumerate(eng.ca_gates):
+        k = nh + j
+        add(f"# {cell.channels[s.channel].name}.{s.gate.name}: x_inf(V, [Ca]) exact, as Engine.step")
+        add(f"xinf = {tr(s.gate.inf, 'v', 'ca')}")
+        add(f"dec = {col(cols.ca_decay.start + j)}" if method == "table"
+            else f"dec = exp((neg_dt / {tr(s.gate.tau, 'v')}))")
+        add(f"x{k} = (((x{k} - xinf) * dec) + xinf)")
+    nc = len(eng.ca_gates)
+    for j, s in enumerate(eng.inst):
+        k = nh + nc + j
+        add(f"# {cell.channels[s.channel].name}.{s.gate.name}: instantaneous")
+        add(f"x{k} = {col(cols.inst_inf.start + j) if method == 'table' else tr(s.gate.inf, 'v')}")
+    for si, s in enumerate(eng.schemes):
+        states = list(s.gate.states)
+        ns = len(states)
+        occ = ["o0"] + [f"p{eng.scheme_offsets[si] + i}" for i in range(ns - 1)]
+        add(f"# {cell.channels[s.channel].name}.{s.gate.name}: kinetic scheme {states}, "
+            f"'{states[0]}' by conservation, propagator M = expm(Q(V)·dt)")
+        if method == "table":
+            entry = {(i, jj): col(r) for i, row_ids in enumerate(cols.scheme[si], start=1)
+                     for jj, r in enumerate(row_ids)}
+        else:
+            pos = {st: i for i, st in enumerate(states)}
+            add(f"A = scratch[{si}]")
+            add("A[:] = 0.0")
+            for t in s.gate.transitions:
+                a, b = pos[t.source], pos[t.target]
+                add(f"r = {tr(t.rate, 'v')}  # {t.source} -> {t.target}")
+                add(f"A[{b * ns + a}] += r")
+                add(f"A[{a * ns + a}] -= r")
+            add(f"for e in range({ns * ns}):")
+            add("    A[e] = A[e] * dt")
+            add(f"M = cs_expm{ns}(A, work)")
+            entry = {(i, jj): f"M[{i * ns + jj}]" for i in range(1, ns) for jj in range(ns)}
+        add(f"o0 = (1.0 - {_chain(occ[1:], '+', '0.0')})")
+        for i in range(1, ns):
+            add(f"n{i} = {_chain([f'({entry[i, jj]} * {occ[jj]})' for jj in range(ns)], '+', '0.0')}")
+        for i in range(1, ns):
+            add(f"{occ[i]} = n{i}")
+    add("# ---- open conductances: gbar · Π x^power (Engine.open_conductances) ----")
+    for c, expr in enumerate(_conductance_products(eng)):
+        add(f"g{c} = {expr}  # {cell.channels[c].name}")
+    if eng.ca_decay is not None:
+        add("# ---- [Ca] with the currents at V(t) ----")
+        add(f"ca_inf = {_calcium_inf(eng)}")
+        add("ca = (((ca - ca_inf) * ca_decay) + ca_inf)")
+    add("# ---- V by exponential Euler with the new conductances (Engine.step's summation order) ----")
+    add(f"gt = ({_chain([f'g{c}' for c in range(C)], '+', '0.0')} + gl)")
+    add(f"vinf = ({_chain(['drive'] + [f'({L(eng.E_host[c])} * g{c})' for c in range(C)], '+', '0.0')} / gt)")
+    add("dec = exp((gt * v_rate))")
+    add("v = (((v - vinf) * dec) + vinf)")
+
+    xs, ps = [f"x{k}" for k in range(n_x)], [f"p{k}" for k in range(n_p)]
+    finite = " and ".join(f"cs_finite({s})" for s in ["v", "ca", *xs, *ps])
+    reset = ([f"v = {L(float(init['V'][0]))}", f"ca = {L(float(init['ca'][0]))}"]
+             + [f"x{k} = {L(float(init['X'][k, 0]))}" for k in range(n_x)]
+             + [f"p{k} = {L(float(init['P'][k, 0]))}" for k in range(n_p)])
+    load = (["v = V[i]", "ca = CA[i]"] + [f"x{k} = X[{k}, i]" for k in range(n_x)]
+            + [f"p{k} = P[{k}, i]" for k in range(n_p)] + [f"gb{c} = gbar[{c}, i]" for c in range(C)])
+    store = (["V[i] = v", "CA[i] = ca"] + [f"X[{k}, i] = x{k}" for k in range(n_x)]
+             + [f"P[{k}, i] = p{k}" for k in range(n_p)])
+    sizes = sorted({len(s.gate.states) for s in eng.schemes})
+    scratch = []
+    if method == "exact" and eng.schemes:
+        big = max(sizes) ** 2
+        scratch = [f"scratch = np.zeros(({len(eng.schemes)}, {big}))",
+                   f"work = np.zeros((8, {big}))"]
+    thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
+    step = [  # one neuron's step; k, do_rec and do_check are shared by the group
+        "drive = (drive_base + noise[i, s]) if has_noise else drive_base",
+        "v_old = v",
+        *body,
+        f"# ---- spike: upward crossing of {SPIKE_THRESHOLD} mV while armed; re-armed below {SPIKE_REARM} mV ----",
+        f"if v >= {thr} and arm:",
+        "    t = ((k + ((" + thr + " - v_old) / (v - v_old))) * dt)",
+        "    arm = False",
+        "    if t >= transient:",
+        "        if count < cap:",
+        "            spk_t[i, count] = t",
+        "        count += 1",
+        f"if v < {rearm}:",
+        "    arm = True",
+        "if do_rec and slot >= 0:",
+        "    trace[slot, (k + 1) // rec_every] = v",
+        f"# ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the initial state ----",
+        "if do_check:",
+        f"    if not ({finite}) or v < {L(V_BOUNDS[0])} or v > {L(V_BOUNDS[1])}:",
+        "        good = False",
+        *("        " + r for r in reset),
+    ]
+    start = [*load, "gl = gleak[i]", "drive_base = drive0[i]", "arm = armed[i]", "good = ok[i]",
+             "slot = rec_slot[i]", "count = 0", *scratch]
+    finish = [*store, "armed[i] = arm", "ok[i] = good", "spk_n[i] = count"]
+    # group_size neurons per loop iteration, each with its own variables (see NUMBA_GROUP).
+    group = [f"i = grp * {group_size} + {b}" for b in range(group_size)]
+    group = [_rename(line, b) for b, line in enumerate(group)]
+    for b in range(group_size):
+        group += [_rename(line, b) for line in start]
+    group += ["check_phase = k0 % check_every", "rec_phase = k0 % rec_every", "for s in range(n_steps):"]
+    group += ["    " + line for line in (
+        "k = k0 + s",
+        "rec_phase += 1",
+        "do_rec = rec_phase == rec_every",
+        "if do_rec:",
+        "    rec_phase = 0",
+        "check_phase += 1",
+        "if check_phase == check_every:",
+        "    check_phase = 0",
+        "do_check = check_phase == 0 or k + 1 == k_total")]
+    for b in range(group_size):
+        group += ["    " + _rename(line, b) for line in step]
+    for b in range(group_size):
+        group += [_rename(line, b) for line in finish]
+    src = [_NUMBA_PRELUDE.format(cell=cell.name, method=method)]
+    src += [_expm_py(n) for n in sizes] if method == "exact" else []
+    for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
+        flags = "parallel=True, " if parallel else ""
+        src.append(f"""
+
+@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
+def {name}({", ".join(NUMBA_PARAMS)}):
+    n = V.shape[0]  # a multiple of {group_size} (the launcher pads the chunk)
+    cap = spk_t.shape[1]
+    for grp in numba.prange(n // {group_size}):
+{_indent(group, 8)}
+""")
+    table = np.ascontiguousarray(eng.table.T) if method == "table" else np.zeros((1, 1))
+    return NumbaSource(
+        source="".join(src), method=method, dt=float(dt), n_x=n_x, n_p=n_p,
+        init_v=float(init["V"][0]), init_x=tuple(float(x) for x in init["X"][:, 0]),
+        init_p=tuple(float(p) for p in init["P"][:, 0]), init_ca=float(init["ca"][0]),
+        E_leak=float(cell.leak_reversal), n_active=C, table=table, group_size=group_size,
+        neg_dt=-float(dt), v_rate=-float(dt) * eng.inv_cap,  # the very expressions of Engine
+        ca_decay=float(eng.ca_decay) if eng.ca_decay is not None else 0.0)
+
+
+def _expm_py(n: int) -> str:
+    """Python (Numba) source of ``cs_expm<n>(A, work)``: the routine of :func:`_expm_c`, line for line.
+
+    ``A`` (n·n, row-major) is overwritten; ``work`` is an (8, ≥ n·n) scratch array; the result
+    is returned as a view of ``work[7]``.
+    """
+    nn = n * n
+    th = {m: literal(v) for m, v in _THETA.items()}
+
+    def eye(e: str) -> str:
+        return f"(1.0 if ({e} % {n + 1}) == 0 else 0.0)"
+
+    def part(m: int, powers: tuple[str, ...], odd: bool) -> str:
+        b = _pade(m)
+        terms = [f"({b[2 * k + odd]} * {p}[e])" for k, p in reversed(list(enumerate(powers, start=1)))]
+        terms.append(f"({b[int(odd)]} * {eye('e')})")
+        return _chain(terms, "+", "0.0")
+
+    def both(m: int, powers: tuple[str, ...], pad: str) -> str:
+        return (f"{pad}for e in range({nn}):\n{pad}    T[e] = {part(m, powers, True)}\n"
+                f"{pad}    Vv[e] = {part(m, powers, False)}")
+
+    b13 = _pade(13)
+    hi_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((13, "A6"), (11, "A4"), (9, "A2"))], "+", "0.0")
+    hi_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((12, "A6"), (10, "A4"), (8, "A2"))], "+", "0.0")
+    lo_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((7, "A6"), (5, "A4"), (3, "A2"))]
+                    + [f"({b13[1]} * {eye('e')})"], "+", "0.0")
+    lo_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((6, "A6"), (4, "A4"), (2, "A2"))]
+                     + [f"({b13[0]} * {eye('e')})"], "+", "0.0")
+    return f'''
+
+@numba.njit(cache=True, inline="always")
+def cs_matmul{n}(X, Y, Z):
+    for i in range({n}):
+        for j in range({n}):
+            acc = 0.0
+            for k in range({n}):
+                acc += X[i * {n} + k] * Y[k * {n} + j]
+            Z[i * {n} + j] = acc
+
+
+@numba.njit(cache=True, error_model="numpy")
+def cs_expm{n}(A, work):
+    A2, A4, A6, U, Vv, T, W, E = work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7]
+    nrm = 0.0  # 1-norm
+    for j in range({n}):
+        c = 0.0
+        for i in range({n}):
+            c += fabs(A[i * {n} + j])
+        if c > nrm:
+            nrm = c
+    if not (nrm <= 1e300):
+        for e in range({nn}):
+            E[e] = nrm - nrm
+        return E
+    s = 0
+    if nrm > {th[13]}:
+        s = int(math.ceil(math.log2(nrm / {th[13]})))
+        sc = math.ldexp(1.0, -s)
+        for e in range({nn}):
+            A[e] = A[e] * sc
+    cs_matmul{n}(A, A, A2)
+    if nrm <= {th[3]}:
+{both(3, ("A2",), " " * 8)}
+    else:
+        cs_matmul{n}(A2, A2, A4)
+        if nrm <= {th[5]}:
+{both(5, ("A2", "A4"), " " * 12)}
+        else:
+            cs_matmul{n}(A4, A2, A6)
+            if nrm <= {th[7]}:
+{both(7, ("A2", "A4", "A6"), " " * 16)}
+            elif nrm <= {th[9]}:
+                cs_matmul{n}(A4, A4, W)  # A^8
+{both(9, ("A2", "A4", "A6", "W"), " " * 16)}
+            else:
+                for e in range({nn}):
+                    U[e] = {hi_odd}
+                    W[e] = {hi_even}
+                cs_matmul{n}(A6, U, T)
+                cs_matmul{n}(A6, W, Vv)
+                for e in range({nn}):
+                    T[e] = (T[e] + {lo_odd})
+                    Vv[e] = (Vv[e] + {lo_even})
+    cs_matmul{n}(A, T, U)  # U: odd part, Vv: even part
+    for e in range({nn}):
+        A2[e] = Vv[e] - U[e]
+        E[e] = Vv[e] + U[e]
+    # Solve (Vv - U) E = (Vv + U): Gaussian elimination with partial pivoting.
+    for c in range({n}):
+        p = c
+        best = fabs(A2[c * {n} + c])
+        for r in range(c + 1, {n}):
+            if fabs(A2[r * {n} + c]) > best:
+                best = fabs(A2[r * {n} + c])
+                p = r
+        if p != c:
+            for k in range({n}):
+                t = A2[c * {n} + k]
+                A2[c * {n} + k] = A2[p * {n} + k]
+                A2[p * {n} + k] = t
+                t = E[c * {n} + k]
+                E[c * {n} + k] = E[p * {n} + k]
+                E[p * {n} + k] = t
+        for r in range(c + 1, {n}):
+            fct = A2[r * {n} + c] / A2[c * {n} + c]
+            for k in range(c, {n}):
+                A2[r * {n} + k] -= fct * A2[c * {n} + k]
+            for k in range({n}):
+                E[r * {n} + k] -= fct * E[c * {n} + k]
+    for c in range({n} - 1, -1, -1):
+        for k in range({n}):
+            acc = E[c * {n} + k]
+            for r in range(c + 1, {n}):
+                acc -= A2[c * {n} + r] * E[r * {n} + k]
+            E[c * {n} + k] = acc / A2[c * {n} + c]
+    for q in range(s):  # undo the scaling: square s times
+        cs_matmul{n}(E, E, T)
+        for e in range({nn}):
+            E[e] = T[e]
+    return E
+'''

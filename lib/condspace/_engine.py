@@ -29,6 +29,11 @@ TABLE_RANGE = (-200.0, 150.0)  # mV: voltage grid of the rate tables
 TABLE_STEP = 0.02  # mV: grid step; linear interpolation error is far below the float32 resolution
 
 
+_TABLES: dict[tuple, tuple[CellType, np.ndarray]] = {}
+"""Rate tables (float64, host) by (cell, dt): building one evaluates every rate on 17,500 voltages
+(for DA's kinetic scheme, 17,500 matrix exponentials: seconds), so each is built once per process."""
+
+
 @dataclass
 class _Columns:
     """Positions of each voltage-only quantity in the rate table (rows of ``vals``)."""
@@ -114,11 +119,16 @@ class Engine:
     def _build_table(self) -> None:
         lo, hi = TABLE_RANGE
         n = int(round((hi - lo) / TABLE_STEP)) + 1
-        grid = np.linspace(lo, hi, n)
-        vals = self.columns_at(np, grid)
-        slope = np.diff(vals, axis=1)
-        # Row i holds the value at grid[i] and the increment to grid[i + 1]: one gather per step.
-        table = np.concatenate([vals[:, :-1], slope], axis=0)
+        key = (id(self.cell), self.dt)
+        hit = _TABLES.get(key)
+        if hit is None or hit[0] is not self.cell:  # `is`: an id can be reused after garbage collection
+            grid = np.linspace(lo, hi, n)
+            vals = self.columns_at(np, grid)
+            slope = np.diff(vals, axis=1)
+            # Row i holds the value at grid[i] and the increment to grid[i + 1]: one gather per step.
+            hit = (self.cell, np.concatenate([vals[:, :-1], slope], axis=0))
+            _TABLES[key] = hit
+        table = hit[1]
         self.table = self.xp.asarray(table, dtype=self.dtype)
         self.table_lo, self.table_inv_step, self.table_n = lo, 1.0 / TABLE_STEP, n - 1
 

@@ -1,6 +1,9 @@
 """Worker processes for NumPy work that splits into independent chunks of neurons.
 
-Used by :func:`condspace.simulate` and :func:`condspace.dics.threshold`. Processes are forked,
+Used by :func:`condspace.simulate` with ``engine="numpy"`` (the compiled engine, its default on the
+CPU, spreads neurons over threads instead), :func:`condspace.dics.threshold` and the training of
+the flows of an ensemble (:func:`condspace.inference.train`), whose work is NumPy/PyTorch code
+that threads do not speed up. Processes are forked,
 not spawned: cell declarations hold lambdas (not picklable) and cells registered by the user
 exist only in this process, while a forked child inherits both. Only the chunk bounds travel to
 a worker and only its result travels back.

@@ -397,7 +397,8 @@ class SimulatedFeatures:
 
 
 def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: Protocol | None = None, *,
-                      seed: int | None = 0, backend: str = "numpy", progress: bool | None = None) -> SimulatedFeatures:
+                      seed: int | None = 0, backend: str = "numpy", progress: bool | None = None,
+                      client: Any = None) -> SimulatedFeatures:
     """Simulate a whole batch of conductance vectors in one call and compute their features.
 
     Args:
@@ -408,6 +409,7 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
         seed: Noise seed (only used when ``protocol.noise_std > 0``).
         backend: Array backend of the integrator.
         progress: Progress bar (see :func:`condspace.simulate`).
+        client: A ``distributed.Client`` to run the simulations on (see :func:`condspace.simulate`).
     """
     from condspace.simulate import simulate  # noqa: PLC0415
 
@@ -416,7 +418,7 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     g = conductances(cell, prior, theta)
     res = simulate(cell, g, t_max=protocol.t_max, transient=protocol.transient, dt=protocol.dt,
                    noise_std=protocol.noise_std, seed=seed, backend=backend, method=protocol.method,
-                   progress=progress)
+                   progress=progress, client=client)
     labels = _features.classify(res.spike_times, ok=np.asarray(res.ok, dtype=bool)).to_numpy()
     x = summary_features(res.spike_times, protocol.duration)
     valid = np.isin(labels, ("spiking", "bursting")) & np.all(np.isfinite(x), axis=1)
@@ -676,7 +678,7 @@ def cached_simulations(simulator: Callable[[np.ndarray], tuple[np.ndarray, np.nd
 def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | None = None,
                  protocol: Protocol | None = None,
                  seed: int = 0, backend: str = "numpy", cache_dir: str | Path | None = None,
-                 use_cache: bool = True, progress: bool | None = None) -> TrainingSet:
+                 use_cache: bool = True, progress: bool | None = None, client: Any = None) -> TrainingSet:
     """Simulate (or load from the cache) ``n`` prior draws of a cell and their summary features.
 
     Args:
@@ -690,6 +692,8 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
         cache_dir: Cache folder, default :func:`default_cache_dir`.
         use_cache: Read and write the cache.
         progress: Progress bar of the simulation.
+        client: A ``distributed.Client``: the simulations run as Dask tasks on its workers
+            (identical results, so not part of the cache key either; ``pip install -e .[dask]``).
     """
     cell = _cells.get(cell)
     n = cell.inference_budget if n is None else n
@@ -697,7 +701,8 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
     protocol = protocol or Protocol.for_cell(cell)
 
     def simulator(theta: np.ndarray):
-        sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress)
+        sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress,
+                                client=client)
         return sim.x, sim.valid, sim.labels
 
     parts = {"cell": _cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
@@ -1221,7 +1226,7 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
         return [_train_flow(phi, x, prior, settings, s, progress) for s in seeds]
     import multiprocessing  # noqa: PLC0415
 
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.std import tqdm  # noqa: PLC0415  (tqdm.auto warns in a kernel without ipywidgets, into the book)
 
     epochs = [multiprocessing.get_context("fork").RawValue("i", 0) for _ in seeds]  # shared with the workers
     results: list[dict[str, Any]] = [{}] * len(seeds)
@@ -1700,7 +1705,7 @@ def leakage(posterior: Posterior, x: Any, n: int = 1000, seed: int = 0) -> np.nd
 
 def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | None = None, *, seed: int = 10_000,
              training_seed: int = 0, backend: str = "numpy", cache_dir: str | Path | None = None,
-             use_cache: bool = True, progress: bool | None = None) -> TrainingSet:
+             use_cache: bool = True, progress: bool | None = None, client: Any = None) -> TrainingSet:
     """Held-out simulations for calibration: a :func:`training_set` with another seed.
 
     Raises:
@@ -1709,7 +1714,7 @@ def held_out(cell: str | CellType, prior: Prior, n: int, protocol: Protocol | No
     if seed == training_seed:
         raise ValueError(f"seed: held-out simulations need a seed different from the training seed {training_seed}")
     return training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend, cache_dir=cache_dir,
-                        use_cache=use_cache, progress=progress)
+                        use_cache=use_cache, progress=progress, client=client)
 
 
 __all__ = [

@@ -1,4 +1,12 @@
-"""One batched integrator for every declared cell type.
+"""One integrator for every declared cell type, with three engines behind it.
+
+* ``engine="numba"`` (the CPU default when Numba is importable, :mod:`condspace._numba`): kernels
+  generated from the declaration, each neuron's time loop compiled, neurons over threads;
+* ``engine="numpy"``: the batched NumPy engine (:mod:`condspace._engine`), the reference;
+* ``backend="cupy"``: the fused CUDA kernel (:mod:`condspace._cuda`).
+
+All share the argument checks, the noise streams (:class:`_Noise`) and the result layout; with
+``client=`` the chunks of a population run as Dask tasks (:mod:`condspace._dask`).
 
 >>> from condspace import cells, simulate
 >>> stg = cells.get("stg")
@@ -11,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +35,7 @@ MAX_DT = 1.0  # ms: above this, exponential Euler still runs but spike shapes (�
 NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md §5: 4th-order Butterworth low-pass at 1 kHz
 NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
 CHECK_EVERY = 200  # steps between checks for numerical blow-ups
-PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes cost more than they save
+PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes (NumPy engine) cost more than they save
 
 
 @dataclass
@@ -166,6 +174,8 @@ def simulate(
     progress: bool | None = None,
     workers: int | None = None,
     force: bool = False,
+    engine: str = "auto",
+    client: Any = None,
 ) -> SimulationResult:
     """Simulate a population of neurons of one cell type, all at once.
 
@@ -186,13 +196,24 @@ def simulate(
         record: Neuron indices whose voltage to keep, or ``{"neurons": [...], "interval": ms}``
             (default interval max(dt, 0.1 ms)). Traces cover the whole run, transient included.
         method: ``"table"`` (interpolated rate tables, default, fast) or ``"exact"``.
-        chunk_size: Neurons integrated together (bounds memory); default 16384 on NumPy.
+        chunk_size: Neurons integrated together (bounds memory); default 16384 on the CPU.
         progress: Show a progress bar; ``None`` shows it for runs expected to take over ~5 s
             (never when the environment variable ``CONDSPACE_QUIET`` is set).
-        workers: NumPy only: processes that integrate chunks of the population side by side (the
-            results are identical to one process, noise included). ``None``: the environment
-            variable ``CONDSPACE_WORKERS`` if set, else every available core for runs of more
-            than 2·10⁸ neuron-steps (one process for smaller runs and inside worker processes).
+        workers: CPU only: how many chunks of the population run side by side; threads of the
+            compiled engine, forked processes of the NumPy engine (results are identical to one
+            thread or process, noise included). ``None``: the environment variable
+            ``CONDSPACE_WORKERS`` if set, else every available core for runs large enough to repay
+            them (compiled: 10⁷ neuron-steps; NumPy: 2·10⁸), one inside a worker process.
+        engine: CPU only: ``"auto"`` (default: ``"numba"`` when Numba is importable and the dtype is
+            float64, else ``"numpy"``), ``"numba"`` (the compiled engine: each neuron's whole time
+            loop in machine code generated from the declaration, like the GPU kernel; compiled
+            once, then cached on disk) or ``"numpy"`` (the batched NumPy reference engine). Both
+            give the same spike counts, and with ``method="table"`` the same spike times to the
+            last bit on x86-64 Linux. The ``cupy`` backend always runs its fused kernel.
+        client: A ``distributed.Client``: the chunks of the population run as Dask tasks on its
+            workers (one thread each), with results identical to a local run. Needs the optional
+            dependency (``pip install -e .[dask]``). ``chunk_size`` then sets the task size
+            (default: the population split over twice the workers' threads, at most 16384).
         force: Run even when the estimated time exceeds a day at an optimistic speed
             (:func:`condspace._checks.check_resources`); memory that does not exist is never forced.
 
@@ -200,11 +221,12 @@ def simulate(
         A :class:`SimulationResult`.
 
     Raises:
-        ValueError: Bad conductances, protocol, current, record, seed or method (bools, text and
-            fractional seeds included).
+        ValueError: Bad conductances, protocol, current, record, seed, method or engine (bools,
+            text and fractional seeds included).
         condspace._checks.ResourceError: The run cannot fit in memory, or would take more than a
             day (unless ``force``); the message has the estimate.
         RuntimeError: ``backend="cupy"`` without a GPU.
+        ImportError: ``engine="numba"`` without Numba, or ``client`` without Dask.
     """
     cell = _cells.get(cell)
     t_max, dt, transient, noise_std, seed, gmat, n_steps = _checks.simulation_arguments(
@@ -228,9 +250,15 @@ def simulate(
                              noise_std=noise_std, seed=seed, be=be, rec=rec, chunk_size=chunk_size,
                              progress=progress, method=method)
     # --- end GPU branch ---
-    workers = worker_count(workers, n * n_steps, PARALLEL_MIN_WORK)
-    if workers > 1:
-        chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker
+    engine = _engine_name(engine, be)
+    if client is not None:
+        from condspace._dask import run_chunks_on  # noqa: PLC0415  (imports dask: only when asked)
+
+        workers = 1
+    else:
+        workers = _worker_count(workers, n * n_steps, engine)
+    if workers > 1 and engine == "numpy":
+        chunk_size = min(chunk_size, -(-n // workers))  # at least one chunk per worker process
     if progress is None:
         progress = n * n_steps > 1.5e8 and not os.environ.get("CONDSPACE_QUIET")
     bar = _progress_bar(progress, n * n_steps, cell.name)
@@ -242,13 +270,16 @@ def simulate(
     if rec is not None:
         n_samples = n_steps // rec[1] + 1
         trace_store = np.empty((len(rec[0]), n_samples))
-    job = _Job(cell, be, method, gmat, cur, n_steps, dt, transient, noise_std, seed, rec)
-    bounds = [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)]
-    if workers > 1 and len(bounds) > 1:
-        results = _progress(run_chunks(job.run, bounds, workers), bar, n_steps)
+    job = _Job(cell, be, method, gmat, cur, n_steps, dt, transient, noise_std, seed, rec, engine, workers)
+    if client is not None:
+        results = _progress(run_chunks_on(client, job, n, chunk_size), bar, n_steps)
     else:
-        engine = Engine(cell, dt, be.xp, be.dtype, method)
-        results = ((start, stop, job.run(start, stop, engine, bar)) for start, stop in bounds)
+        bounds = [(start, min(n, start + chunk_size)) for start in range(0, n, chunk_size)]
+        if engine == "numpy" and workers > 1 and len(bounds) > 1:
+            results = _progress(run_chunks(job.run, bounds, workers), bar, n_steps)
+        else:
+            compiled = job.compiled()
+            results = ((start, stop, job.run(start, stop, compiled, bar)) for start, stop in bounds)
     for start, stop, (sp, ok_c, rows, traces_c) in results:
         spikes[start:stop] = sp
         ok[start:stop] = ok_c
@@ -262,9 +293,45 @@ def simulate(
         traces = {"t": np.arange(trace_store.shape[1]) * every * dt, "V": trace_store, "neurons": rec[0]}
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": np.dtype(be.dtype).name, "method": method,
-            "n_neurons": n, "noise_std": noise_std, "seed": seed, "workers": workers,
-            "wall_s": time.perf_counter() - t0}
+            "engine": engine, "n_neurons": n, "noise_std": noise_std, "seed": seed, "workers": workers,
+            "dask": client is not None, "wall_s": time.perf_counter() - t0}
     return SimulationResult(spikes, ok, traces, meta)
+
+
+ENGINES = ("auto", "numba", "numpy")
+COMPILED_MIN_WORK = 1e7  # neuron-steps below which the compiled engine stays on one thread
+
+
+def _engine_name(engine: str, be: Backend) -> str:
+    """Resolve ``engine`` for the CPU backend: ``"numba"`` or ``"numpy"``."""
+    from condspace import _numba  # noqa: PLC0415
+
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    float64 = np.dtype(be.dtype) == np.float64
+    if engine == "auto":
+        return "numba" if float64 and _numba.available() else "numpy"
+    if engine == "numba":
+        if not _numba.available():
+            raise ImportError("engine='numba' needs Numba: pip install numba (or pip install -e . in the "
+                              "condspace checkout); engine='numpy' runs without it")
+        if not float64:
+            raise ValueError(f"engine='numba' integrates in float64, got dtype={np.dtype(be.dtype).name!r}; "
+                             "use dtype='float64' or engine='numpy'")
+    return engine
+
+
+def _worker_count(workers: int | None, work: float, engine: str) -> int:
+    """Threads (compiled engine) or processes (NumPy engine) for ``work`` neuron-steps."""
+    if engine == "numpy":
+        return worker_count(workers, work, PARALLEL_MIN_WORK)
+    from condspace import _numba  # noqa: PLC0415
+
+    # Threads need no fork: worker_count's fork check is for processes only.
+    count = worker_count(workers, work, COMPILED_MIN_WORK) if workers is None else workers
+    if isinstance(count, bool) or int(count) != count or count < 1:
+        raise ValueError(f"workers must be a positive integer (or None for automatic), got {workers!r}")
+    return int(min(count, _numba.max_threads()))
 
 
 @dataclass
@@ -282,10 +349,26 @@ class _Job:
     noise_std: float
     seed: int | None
     rec: tuple[np.ndarray, int] | None
+    engine: str = "numpy"
+    threads: int = 1
+    offset: int = 0  # index of gmat's first row in the whole population (a job sliced for a Dask task)
 
-    def run(self, start: int, stop: int, engine: Engine | None = None, bar: Any = None) -> tuple:
+    def compiled(self) -> Any:
+        """What a chunk needs compiled: the NumPy :class:`Engine` or the Numba kernel source."""
+        if self.engine == "numba":
+            from condspace import _numba  # noqa: PLC0415
+
+            return _numba.kernel_source(self.cell, self.dt, self.method)
+        return Engine(self.cell, self.dt, self.be.xp, self.be.dtype, self.method)
+
+    def slice(self, start: int, stop: int) -> _Job:
+        """The part of this job that neurons start..stop-1 need (what a Dask task receives)."""
+        a, b = start - self.offset, stop - self.offset
+        return replace(self, gmat=self.gmat[a:b], cur=self.cur[a:b], offset=start)
+
+    def run(self, start: int, stop: int, compiled: Any = None, bar: Any = None) -> tuple:
         """Integrate neurons start..stop-1 → (spike lists, ok, recorded rows or None, their traces)."""
-        engine = engine or Engine(self.cell, self.dt, self.be.xp, self.be.dtype, self.method)
+        compiled = self.compiled() if compiled is None else compiled
         noise = _Noise(self.noise_std, self.dt, self.seed, start, stop - start) if self.noise_std > 0 else None
         rec_chunk, rows, store = None, None, None
         if self.rec is not None:
@@ -293,8 +376,16 @@ class _Job:
             rows = np.flatnonzero(sel)
             store = np.empty((rows.size, self.n_steps // self.rec[1] + 1))
             rec_chunk = (np.arange(rows.size), self.rec[0][sel] - start, self.rec[1])
-        sp, ok = _run_chunk(engine, self.be, self.gmat[start:stop], self.cur[start:stop], self.n_steps, self.dt,
-                            self.transient, noise, rec_chunk, store, bar)
+        g = self.gmat[start - self.offset:stop - self.offset]
+        cur = self.cur[start - self.offset:stop - self.offset]
+        if self.engine == "numba":
+            from condspace import _numba  # noqa: PLC0415
+
+            sp, ok = _numba.run_chunk(compiled, self.threads, g, cur, self.n_steps, self.transient, noise,
+                                      rec_chunk, store, bar, CHECK_EVERY)
+        else:
+            sp, ok = _run_chunk(compiled, self.be, g, cur, self.n_steps, self.dt, self.transient, noise,
+                                rec_chunk, store, bar)
         return sp, ok, rows, store
 
 
@@ -309,7 +400,7 @@ def _progress(results, bar: Any, n_steps: int):
 def _progress_bar(show: bool, total: float, name: str):
     if not show:
         return None
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.std import tqdm  # noqa: PLC0415  (tqdm.auto warns in a kernel without ipywidgets, into the book)
 
     return tqdm(total=int(total), unit="neuron-step", unit_scale=True, desc=f"simulate {name}")
 

@@ -1,0 +1,221 @@
+"""The compiled CPU engine: Numba kernels generated from the cell declaration.
+
+:func:`condspace.simulate` dispatches here for ``engine="numba"`` (the default on the CPU when
+Numba is importable). The kernel source is written by :func:`condspace._codegen.generate_numba`
+from the same declaration and the same tracer as the CUDA kernel; each neuron's whole block of
+time steps runs in compiled code with its state in local variables, neurons spread over threads
+(``numba.prange``). This module writes that source to a file, compiles it (cached on disk), and
+drives it chunk by chunk, block of steps by block of steps, gathering spikes into the layout
+:func:`condspace.simulate` returns.
+
+Compilation cache: Numba caches compiled functions next to their source file, so the source is
+written (atomically, named by its hash) under :func:`cache_dir`; a second process that
+generates the same source imports the same file and loads the machine code instead of compiling.
+
+Noise is drawn by :class:`condspace.simulate._Noise` on the host, the very streams the NumPy
+engine uses, and handed to the kernel block by block: a neuron's noise depends only on the seed
+and its index, never on the number of threads or the chunking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from condspace._codegen import NUMBA_KERNELS, NumbaSource, generate_numba
+from condspace._engine import SPIKE_REARM
+from condspace.channels import CellType
+
+STEPS_PER_LAUNCH = 20_000
+"""Time steps per kernel call without noise (1 s of biology at dt 0.05 ms)."""
+NOISE_BLOCK_VALUES = 4_000_000
+"""Noise values (neurons × steps) drawn per block, as the NumPy engine does (32 MB in float64)."""
+SPIKE_BUFFER_HZ = 100.0
+"""Initial per-neuron spike buffer of a launch as a rate (Hz); a launch that needs more is rerun."""
+SPIKE_BUFFER_MIN = 8
+"""Smallest per-neuron spike buffer (entries)."""
+
+_SOURCES: dict[tuple, tuple[CellType, NumbaSource]] = {}
+_MODULES: dict[str, Any] = {}
+_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    """Whether Numba can be imported (the compiled engine's only requirement)."""
+    try:
+        import numba  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path:
+    """Where generated kernel sources and Numba's compiled code are kept.
+
+    ``$CONDSPACE_CACHE/numba`` if that variable is set; else ``.cache/condspace/numba`` in the
+    repository root when running from a writable source checkout; else
+    ``~/.cache/condspace/numba``.
+    """
+    env = os.environ.get("CONDSPACE_CACHE")
+    if env:
+        return Path(env) / "numba"
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").exists() and os.access(root, os.W_OK):
+        return root / ".cache" / "condspace" / "numba"
+    return Path.home() / ".cache" / "condspace" / "numba"
+
+
+def kernel_source(cell: CellType, dt: float, method: str) -> NumbaSource:
+    """The generated source for (cell, dt, method), cached in this process."""
+    key = (id(cell), float(dt), method)
+    hit = _SOURCES.get(key)
+    if hit is None or hit[0] is not cell:  # `is`: an id can be reused after garbage collection
+        hit = (cell, generate_numba(cell, dt, method))
+        _SOURCES[key] = hit
+    return hit[1]
+
+
+def _module(source: str) -> Any:
+    """Import the generated module (writing its file first if needed); one import per source."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    with _LOCK:
+        mod = _MODULES.get(digest)
+        if mod is not None:
+            return mod
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"kernel_{digest}.py"
+        if not path.exists() or path.read_text() != source:
+            # Atomic: another process importing the same file never sees half of it. An existing
+            # identical file is left alone, so that its mtime (part of Numba's cache key) stays.
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(source)
+            os.replace(tmp, path)
+        name = f"condspace_kernel_{digest}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        _MODULES[digest] = mod
+        return mod
+
+
+def kernel(src: NumbaSource, threads: int) -> Any:
+    """The compiled kernel: the serial variant for one thread, the ``prange`` one otherwise.
+
+    One thread never touches Numba's threading layer, so it is safe in forked processes and in
+    Dask worker threads (the default OpenMP layer is neither fork- nor re-entrancy-safe).
+    """
+    mod = _module(src.source)
+    return getattr(mod, NUMBA_KERNELS[1] if threads > 1 else NUMBA_KERNELS[0])
+
+
+def max_threads() -> int:
+    """The most threads Numba may use in this process (``NUMBA_NUM_THREADS``, by default every core)."""
+    import numba  # noqa: PLC0415
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_steps: int, transient: float,
+              noise: Any, rec: tuple | None, trace_store: np.ndarray | None, bar: Any,
+              check_every: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """Integrate one chunk of neurons through the whole simulation.
+
+    Args:
+        src: Generated source (cell, dt, method).
+        threads: Threads for this chunk (1: the serial kernel).
+        g: (n, n_channels) conductances (mS/cm²), leak last.
+        cur: (n,) applied current (µA/cm²).
+        n_steps: Number of time steps.
+        transient: Spikes before this time (ms) are not kept.
+        noise: A :class:`condspace.simulate._Noise` for this chunk, or None.
+        rec: ``(rows of trace_store, neuron indices in the chunk, steps between samples)`` or None.
+        trace_store: (n_rec, samples) array the recorded voltages are written to (mV).
+        bar: Progress bar or None.
+        check_every: Steps between blow-up checks.
+
+    Returns:
+        (one spike-time array per neuron, (n,) ok flags).
+    """
+    from condspace.simulate import _split_spikes  # noqa: PLC0415  (imports this module's caller)
+
+    fn = kernel(src, threads)
+    if threads > 1:
+        import numba  # noqa: PLC0415
+
+        numba.set_num_threads(min(threads, max_threads()))
+    n = g.shape[0]
+    # Pad the chunk to whole groups of src.group_size neurons with copies of its last neuron; their
+    # results are dropped (each neuron's arithmetic is independent of its group mates).
+    m = -(-n // src.group_size) * src.group_size
+    pad = np.concatenate([np.arange(n), np.full(m - n, n - 1, dtype=np.int64)])
+    g, cur = g[pad], cur[pad]
+    f64 = np.float64
+    state = {
+        "V": np.full(m, src.init_v),
+        "X": np.repeat(np.asarray(src.init_x, dtype=f64).reshape(-1, 1), m, axis=1).reshape(src.n_x, m),
+        "P": np.repeat(np.asarray(src.init_p, dtype=f64).reshape(-1, 1), m, axis=1).reshape(src.n_p, m),
+        "CA": np.full(m, src.init_ca),
+        "armed": np.full(m, src.init_v < SPIKE_REARM),
+        "ok": np.ones(m, dtype=bool),
+    }
+    g_leak = np.ascontiguousarray(g[:, -1])
+    gbar = np.ascontiguousarray(g[:, :-1].T)
+    drive0 = g_leak * src.E_leak + cur  # as the NumPy engine forms it
+    every, slot, trace = 1, np.full(m, -1, dtype=np.int64), np.zeros((1, 1))
+    if rec is not None and len(rec[1]):
+        store_rows, local, every = rec
+        uniq, inverse = np.unique(local, return_inverse=True)
+        slot[uniq] = np.arange(len(uniq))
+        trace = np.full((len(uniq), n_steps // every + 1), src.init_v)
+    steps_per = STEPS_PER_LAUNCH
+    if noise is not None:  # the NumPy engine's block length, so that both draw in the same pieces
+        steps_per = max(100, min(5000, int(NOISE_BLOCK_VALUES // max(n, 1))))
+    cap = int(steps_per * src.dt * SPIKE_BUFFER_HZ / 1000.0) + SPIKE_BUFFER_MIN
+    spk_t = np.empty((m, cap))
+    spk_n = np.zeros(m, dtype=np.int64)
+    no_noise = np.zeros((1, 1))
+    hits_i, hits_t = [], []
+    k = 0
+    while k < n_steps:
+        steps = min(steps_per, n_steps - k)
+        block = no_noise
+        if noise is not None:
+            block = np.zeros((m, steps))
+            block[:n] = noise.block(steps).T
+        snapshot = {key: arr.copy() for key, arr in state.items()}
+        while True:
+            fn(steps, k, n_steps, check_every, float(transient), src.dt, src.neg_dt, src.v_rate, src.ca_decay,
+               gbar, g_leak, drive0, block, noise is not None,
+               state["V"], state["X"], state["P"], state["CA"], state["armed"], state["ok"], src.table,
+               spk_t, spk_n, slot, trace, every)
+            most = int(spk_n[:n].max())
+            if int(spk_n.max()) <= spk_t.shape[1]:
+                break
+            # A neuron spiked more often than the buffer holds: restore the state and rerun the
+            # block with room for all of them (the trace samples are rewritten identically).
+            for key, arr in state.items():
+                arr[...] = snapshot[key]
+            most = int(spk_n.max())
+            spk_t = np.empty((m, most + most // 4))
+        if most:
+            idx, col = np.nonzero(np.arange(most)[None, :] < spk_n[:n, None])
+            hits_i.append(idx)
+            hits_t.append(spk_t[idx, col])
+        if bar is not None:
+            bar.update(n * steps)
+        k += steps
+    if rec is not None and len(rec[1]):
+        trace_store[store_rows] = trace[inverse]
+    ok = state["ok"][:n].copy()
+    return _split_spikes(hits_i, hits_t, n, ok), ok

@@ -1,0 +1,229 @@
+"""The compiled CPU engine (``engine="numba"``, condspace._numba / _codegen.generate_numba) against NumPy.
+
+The compiled engine is generated from the declaration by the tracer that writes the CUDA kernel
+and follows :meth:`condspace._engine.Engine.step` operation by operation, reading the same rate
+table. Compared with the NumPy engine (``engine="numpy"``, the reference), on
+
+* every published example set over the cell's full literature protocol (``cell.protocol``), and
+* 1,000 draws from the prior box of each cell (:func:`condspace.inference.make_prior`) over 1 s
+  at the cell's own dt (STG 0.05 ms, DA 0.025 ms), from rest (no transient: the whole
+  trajectory is compared). One second instead of the full protocol keeps this in ``make test``
+  on two cores; it still compares about 2·10⁴ (STG) and 4·10⁴ (DA) steps of every neuron, with
+  spikes, bursts and the slow calcium and H dynamics under way, and a discrepancy in any rate,
+  update or summation order shows up within the first steps (see the trace test) and is then
+  amplified, not hidden, by longer runs.
+
+The criterion is that of tests/test_codegen.py and tests/test_gpu.py: NumPy itself is rerun with
+every conductance one ulp larger; spike counts must be identical wherever NumPy's count is
+unchanged by that, spike times within 1e-6 ms wherever NumPy's own times move by less than
+1e-8 ms, and over all neurons the agreement must be at least NumPy's agreement with itself.
+(On x86-64 Linux the two engines round identically, so every count and time is identical; other
+platforms' NumPy may use a SIMD ``exp`` that differs from libm's by an ulp.)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from condspace import _numba, cells, inference, simulate
+
+pytestmark = pytest.mark.skipif(not _numba.available(), reason="Numba is not installed: no compiled engine")
+
+N_DRAWS = 1000
+RANDOM = {"t_max": 1000.0, "transient": 0.0}  # ms, each cell at its protocol dt
+ROBUST = 1e-8  # ms: NumPy's own spike times move less than this when g moves by one ulp
+SPIKE_TOL = 1e-6  # ms
+
+
+def _examples(cell) -> np.ndarray:
+    return np.array([[cell.example(k)[g] for g in cell.conductance_names] for k in cell.examples])
+
+
+def _draws(cell) -> np.ndarray:
+    prior = inference.make_prior(cell)
+    return inference.conductances(cell, prior, prior.sample(N_DRAWS, seed=13))
+
+
+def _numpy(name: str, g: np.ndarray, kw: dict):
+    """NumPy engine on g and on g one ulp up, in one call (rows are independent without noise)."""
+    res = simulate(name, np.vstack([g, np.nextafter(g, np.inf)]), backend="numpy", engine="numpy", progress=False,
+                   **kw)
+    n = len(g)
+    return res.spike_times[:n], res.spike_times[n:], res.ok[:n]
+
+
+def _protocol(name: str, kind: str) -> dict:
+    cell = cells.get(name)
+    if kind == "examples":
+        return dict(cell.protocol)
+    return {**RANDOM, "dt": float(cell.protocol.get("dt", 0.05))}
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """NumPy references of this module, computed in two spawned processes with one BLAS thread each."""
+    jobs = {}
+    with pytest.MonkeyPatch.context() as env, ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setenv(var, "1")
+        for name in ("da", "stg"):  # the longest first
+            cell = cells.get(name)
+            for kind, g in (("random", _draws(cell)), ("examples", _examples(cell))):
+                jobs[name, kind] = (g, pool.submit(_numpy, name, g, _protocol(name, kind)))
+        return {key: (g, *fut.result()) for key, (g, fut) in jobs.items()}
+
+
+def _shift(a: list, b: list) -> np.ndarray:
+    """Per neuron: the largest spike-time difference (ms); inf where the counts differ."""
+    return np.array([np.inf if len(x) != len(y) else (np.max(np.abs(x - y)) if len(x) else 0.0)
+                     for x, y in zip(a, b, strict=True)])
+
+
+@pytest.mark.parametrize("kind", ["examples", "random"])
+@pytest.mark.parametrize("name", ["stg", "da"])
+def test_compiled_engine_matches_numpy(reference, name, kind):
+    g, ref, pert, ok = reference[name, kind]
+    res = simulate(name, g, engine="numba", workers=2, progress=False, **_protocol(name, kind))
+    assert res.metadata["engine"] == "numba"
+    np.testing.assert_array_equal(res.ok, ok)
+    counts = np.array([len(s) for s in res.spike_times])
+    ref_counts = np.array([len(s) for s in ref])
+    pert_counts = np.array([len(s) for s in pert])
+    if kind == "examples":
+        assert ok.all() and (ref_counts > 0).all()
+    else:
+        assert len(np.unique(ref_counts)) > 20  # a varied population, not 1,000 silent cells
+    count_robust = pert_counts == ref_counts
+    time_robust = _shift(pert, ref) < ROBUST
+    shift = _shift(res.spike_times, ref)
+    report = (f"{name} {kind}: {count_robust.sum()} of {len(g)} neurons count-robust, {time_robust.sum()} "
+              f"time-robust; identical counts {np.mean(counts == ref_counts):.4f} (NumPy vs one ulp: "
+              f"{np.mean(count_robust):.4f}); identical times {np.mean(shift == 0):.4f}; largest shift among "
+              f"time-robust {np.max(shift[time_robust], initial=0.0):.3g} ms")
+    print(report)
+    bad = np.flatnonzero(count_robust & (counts != ref_counts))
+    assert bad.size == 0, f"{report}; counts differ for robust neurons {bad.tolist()}"
+    bad = np.flatnonzero(time_robust & (shift > SPIKE_TOL))
+    assert bad.size == 0, f"{report}; spike times differ for robust neurons {bad.tolist()}: {shift[bad]}"
+    assert np.mean(counts == ref_counts) >= np.mean(count_robust) - 0.01, report
+
+
+@pytest.mark.parametrize(("name", "method", "t_max"), [("stg", "table", 200.0), ("da", "table", 200.0),
+                                                     ("stg", "exact", 200.0), ("da", "exact", 20.0)])
+def test_traces_follow_numpy(name, method, t_max):
+    """Recorded voltages of the two engines. ``exact`` evaluates every rate each step, for DA's ERG
+    scheme with the kernel's own matrix exponential (against SciPy's in the NumPy engine: 20 ms,
+    as SciPy's per-step expm makes the NumPy reference slow)."""
+    g = _examples(cells.get(name))
+    kw = {"t_max": t_max, "transient": 0.0, "dt": 0.05, "method": method,
+          "record": {"neurons": [0, len(g) - 1], "interval": 0.05}}
+    ref = simulate(name, g, engine="numpy", **kw)
+    res = simulate(name, g, engine="numba", **kw)
+    assert res.metadata["method"] == method
+    np.testing.assert_array_equal(res.traces["t"], ref.traces["t"])
+    atol = 1e-9 if method == "table" else 1e-7  # exact: libm's exp and the kernel's expm round differently
+    np.testing.assert_allclose(res.traces["V"], ref.traces["V"], rtol=0, atol=atol)
+    np.testing.assert_array_equal(res.n_spikes, ref.n_spikes)
+    if t_max >= 200.0:
+        assert np.ptp(ref.traces["V"]) > 50.0  # spikes in the window
+
+
+def test_noise_is_reproducible_and_independent_of_threads_and_chunks():
+    """Same seed → the same noise as the NumPy engine, whatever the threads and chunking; a blow-up is flagged."""
+    stg = cells.get("stg")
+    rng = np.random.default_rng(4)
+    g = np.repeat(_examples(stg), 5, axis=0) * rng.uniform(0.9, 1.1, (25, 8))
+    current = np.zeros(25)
+    current[13] = 1e6  # blows up: flagged per neuron, like the NumPy engine
+    kw = dict(t_max=600.0, transient=100.0, noise_std=0.5, seed=11, current=current,
+              record={"neurons": [2, 13, 24], "interval": 0.5})
+    ref = simulate(stg, g, engine="numpy", workers=1, **kw)
+    runs = [simulate(stg, g, engine="numba", workers=w, chunk_size=c, **kw) for w, c in ((1, 25), (2, 25), (2, 7))]
+    assert runs[1].metadata["workers"] == 2
+    assert not ref.ok[13] and ref.ok.sum() == 24
+    for res in runs:
+        np.testing.assert_array_equal(res.ok, ref.ok)
+        for a, b in zip(res.spike_times, ref.spike_times, strict=True):
+            np.testing.assert_allclose(a, b, rtol=0, atol=SPIKE_TOL)
+        for a, b in zip(res.spike_times, runs[0].spike_times, strict=True):
+            np.testing.assert_array_equal(a, b)  # threads and chunks change nothing, bit for bit
+        np.testing.assert_array_equal(res.traces["V"], runs[0].traces["V"])
+    other = simulate(stg, g, engine="numba", **{**kw, "seed": 12})
+    assert any(len(a) != len(b) or np.any(a != b) for a, b in zip(other.spike_times, ref.spike_times, strict=True))
+
+
+def test_engine_selection_and_fallback(monkeypatch):
+    g = _examples(cells.get("stg"))[:1]
+    kw = {"t_max": 20.0, "transient": 0.0}
+    assert simulate("stg", g, **kw).metadata["engine"] == "numba"  # the default where Numba is importable
+    assert simulate("stg", g, dtype="float32", **kw).metadata["engine"] == "numpy"  # compiled is float64 only
+    with pytest.raises(ValueError, match="engine must be one of"):
+        simulate("stg", g, engine="fast", **kw)
+    with pytest.raises(ValueError, match="dtype='float64' or engine='numpy'"):
+        simulate("stg", g, engine="numba", dtype="float32", **kw)
+    with pytest.raises(ValueError, match="workers must be a positive integer"):
+        simulate("stg", g, engine="numba", workers=0, **kw)
+    monkeypatch.setattr(_numba, "available", lambda: False)  # as without Numba installed
+    assert simulate("stg", g, **kw).metadata["engine"] == "numpy"
+    with pytest.raises(ImportError, match="needs Numba"):
+        simulate("stg", g, engine="numba", **kw)
+
+
+def test_compilation_is_cached_on_disk(tmp_path):
+    """A second process loads the compiled kernel from the disk cache instead of compiling it."""
+    script = textwrap.dedent("""
+        from condspace import _numba, cells, simulate
+        simulate("stg", [cells.get("stg").example("bursting")], t_max=5.0, transient=0.0, engine="numba", workers=1)
+        fn = _numba.kernel(_numba.kernel_source(cells.get("stg"), 0.05, "table"), 1)
+        print(sum(fn.stats.cache_hits.values()), sum(fn.stats.cache_misses.values()))
+    """)
+    env = {**os.environ, "CONDSPACE_CACHE": str(tmp_path), "PYTHONPATH": str(Path(_numba.__file__).parents[1])}
+    out = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600,
+                          check=True).stdout.split() for _ in range(2)]
+    assert out[0] == ["0", "1"], out  # compiled in the first process ...
+    assert out[1] == ["1", "0"], out  # ... loaded from the cache in the second
+    assert len(list((tmp_path / "numba").glob("kernel_*.py"))) == 1
+
+
+def test_python_dialect_of_the_tracer_evaluates_to_the_numpy_rates():
+    """Every rate function of both cells, traced in the Python dialect, evaluates (with the names the
+    generated module binds) to what the declaration computes with NumPy."""
+    import math
+
+    from condspace._codegen import trace
+    from condspace.kinetics import gate_slots
+
+    ns = {name: getattr(math, name) for name in ("exp", "expm1", "fabs", "log", "log1p", "pow", "sqrt", "tanh")}
+    ns.update(cs_clip=lambda x, lo, hi: lo if x < lo else (hi if x > hi else x),
+              cs_min=lambda a, b: a if (a != a or a < b) else b, cs_max=lambda a, b: a if (a != a or a > b) else b)
+    voltages = np.linspace(-120.0, 60.0, 37)
+    checked = 0
+    for name in ("stg", "da"):
+        cell = cells.get(name)
+        for slot in gate_slots(cell):
+            gate = slot.gate
+            if slot.kind == "scheme":
+                fns = [(t.rate, ("v",)) for t in gate.transitions]
+            else:
+                fns = [(gate.inf, ("v", "ca") if slot.kind == "calcium" else ("v",))]
+                fns += [(gate.tau, ("v",))] if slot.kind != "instant" else []
+            for fn, args in fns:
+                expr = trace(fn, *args, dialect="python")
+                assert "?" not in expr
+                for V in voltages:
+                    env = {**ns, "v": float(V), "ca": 0.7}
+                    got = eval(expr, {"__builtins__": {}}, env)  # noqa: S307  (our own generated expression)
+                    want = fn(np, np.float64(V), np.float64(0.7)) if len(args) == 2 else fn(np, np.float64(V))
+                    assert got == pytest.approx(float(want), rel=1e-14, abs=1e-300), (name, expr, V)
+                checked += 1
+    assert checked > 25
