@@ -105,7 +105,7 @@ fig = plotting.plot_dic_plane(d0[:, 1], d0[:, 2])
 ax = fig.axes[0]
 ax.plot(points[:, 0], points[:, 1], color=plotting.HIGHLIGHT_COLOR, lw=2, label="path")
 ax.plot(*points[-1], marker=">", color=plotting.HIGHLIGHT_COLOR, ms=8, ls="none")
-ax.legend()
+legend = ax.legend()
 
 # %% [markdown]
 # The whole population sits on one point of the (g_s, g_u) plane (its neurons share their DICs at V*,
@@ -248,7 +248,7 @@ fig = plotting.plot_dic_plane(d_inf[:, 1], d_inf[:, 2])
 start_inf = (float(np.median(d_inf[:, 1])), float(np.median(d_inf[:, 2])))
 points_inf = nm.path(start_inf, end, N_POINTS)
 fig.axes[0].plot(points_inf[:, 0], points_inf[:, 1], color=plotting.HIGHLIGHT_COLOR, lw=2, label="path")
-fig.axes[0].legend()
+legend = fig.axes[0].legend()
 
 # %% [markdown]
 # Neurons that all fire like the recording are spread over the (g_s, g_u) plane: the recording
