@@ -276,13 +276,16 @@ SPIKE_TOL = 1e-6  # ms
 def _assert_matches_numpy(res, ref, pert, min_robust: float) -> None:
     """Kernel ``res`` against NumPy ``ref``; ``pert`` is NumPy with every conductance one ulp larger.
 
-    Spike counts must be identical everywhere. Spike times must agree within SPIKE_TOL wherever
-    NumPy itself is robust to rounding (``pert`` within ROBUST of ``ref``); where NumPy's own times
-    move by more than that, the dynamics amplify rounding (chaotic bursting) and no second
-    implementation that rounds one exp differently can agree pointwise.
+    Spike counts must be identical wherever NumPy's own count survives the one-ulp nudge (at least
+    90 % of the neurons), and spike times must agree within SPIKE_TOL wherever NumPy itself is
+    robust to rounding (``pert`` within ROBUST of ``ref``); where NumPy's own count or times move,
+    the dynamics amplify rounding (chaotic bursting) and no second implementation that rounds one
+    exp differently can agree pointwise. (The criterion of tests/test_numba.py and test_gpu.py.)
     """
     np.testing.assert_array_equal(res.ok, ref.ok)
-    np.testing.assert_array_equal(res.n_spikes, ref.n_spikes)
+    count_stable = pert.n_spikes == ref.n_spikes
+    assert count_stable.mean() >= 0.9, f"only {count_stable.sum()} of {len(ref.n_spikes)} counts survive one ulp"
+    np.testing.assert_array_equal(res.n_spikes[count_stable], ref.n_spikes[count_stable])
     floor = _max_shift(pert, ref)
     robust = floor < ROBUST
     assert robust.mean() >= min_robust, f"only {robust.sum()} of {len(robust)} neurons are rounding-robust"

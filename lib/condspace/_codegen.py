@@ -432,6 +432,23 @@ def _pade(m: int) -> list[str]:
     return [literal(float(f(2 * m - j) // (f(j) * f(m - j)))) for j in range(m + 1)]
 
 
+def _pade13_parts(eye: str) -> tuple[str, str, str, str]:
+    """Entry ``e`` of the degree-13 Padé parts, as expressions valid in C and in Python.
+
+    Returns (high odd, high even, low odd, low even): the sums over A6, A4, A2 (``[e]``-indexed
+    arrays) with b_13..b_8 and b_7..b_2, the low ones plus b_1 or b_0 times ``eye`` (entry e of
+    the identity, written in the caller's dialect).
+    """
+    b13 = _pade(13)
+
+    def chain(ks: tuple[int, int, int], extra: list[str]) -> str:
+        return _chain([f"({b13[k]} * {p}[e])" for k, p in zip(ks, ("A6", "A4", "A2"), strict=True)] + extra,
+                      "+", "0.0")
+
+    return (chain((13, 11, 9), []), chain((12, 10, 8), []),
+            chain((7, 5, 3), [f"({b13[1]} * {eye})"]), chain((6, 4, 2), [f"({b13[0]} * {eye})"]))
+
+
 def _expm_c(n: int) -> str:
     """C source of ``cs_expm<n>(A, E)``: E = expm(A) for a row-major n×n matrix (A is overwritten)."""
     nn = n * n
@@ -450,13 +467,7 @@ def _expm_c(n: int) -> str:
         return (f"for (int e = 0; e < {nn}; ++e) {{\n"
                 f"      T[e] = {part(m, powers, True)};\n      V[e] = {part(m, powers, False)}; }}")
 
-    b13 = _pade(13)
-    hi_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((13, "A6"), (11, "A4"), (9, "A2"))], "+", "0.0")
-    hi_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((12, "A6"), (10, "A4"), (8, "A2"))], "+", "0.0")
-    lo_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((7, "A6"), (5, "A4"), (3, "A2"))]
-                    + [f"({b13[1]} * {eye})"], "+", "0.0")
-    lo_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((6, "A6"), (4, "A4"), (2, "A2"))]
-                     + [f"({b13[0]} * {eye})"], "+", "0.0")
+    hi_odd, hi_even, lo_odd, lo_even = _pade13_parts(eye)
     return f"""
 CS_DEVICE void cs_matmul{n}(const double* X, const double* Y, double* Z) {{
   for (int i = 0; i < {n}; ++i)
@@ -1091,13 +1102,7 @@ def _expm_py(n: int) -> str:
         return (f"{pad}for e in range({nn}):\n{pad}    T[e] = {part(m, powers, True)}\n"
                 f"{pad}    Vv[e] = {part(m, powers, False)}")
 
-    b13 = _pade(13)
-    hi_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((13, "A6"), (11, "A4"), (9, "A2"))], "+", "0.0")
-    hi_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((12, "A6"), (10, "A4"), (8, "A2"))], "+", "0.0")
-    lo_odd = _chain([f"({b13[k]} * {p}[e])" for k, p in ((7, "A6"), (5, "A4"), (3, "A2"))]
-                    + [f"({b13[1]} * {eye('e')})"], "+", "0.0")
-    lo_even = _chain([f"({b13[k]} * {p}[e])" for k, p in ((6, "A6"), (4, "A4"), (2, "A2"))]
-                     + [f"({b13[0]} * {eye('e')})"], "+", "0.0")
+    hi_odd, hi_even, lo_odd, lo_even = _pade13_parts(eye("e"))
     return f'''
 
 @numba.njit(cache=True, inline="always")
