@@ -50,6 +50,25 @@ from condspace import cells as _cells
 from condspace import features as _features
 from condspace.channels import CellType
 
+
+def _quiet_tqdm_auto() -> None:
+    """Import ``tqdm.auto`` once with its "IProgress not found" warning silenced.
+
+    sbi draws its progress bars with ``tqdm.auto``; imported in a Jupyter kernel without
+    ipywidgets (the book's chapters: we draw no widgets), it warns once, with the absolute path of
+    the installation, into the notebook's output. Its bars fall back to text, which is what we want.
+    """
+    try:
+        from tqdm import TqdmWarning  # noqa: PLC0415
+    except ImportError:  # pragma: no cover  (tqdm is a dependency)
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+        import tqdm.auto  # noqa: F401, PLC0415
+
+
+_quiet_tqdm_auto()
+
 # ----- constants -------------------------------------------------------------------------------
 FEATURE_VERSION = 1  # bump whenever summary_features changes meaning: it is part of the cache key
 CACHE_FORMAT = "condspace.training_set/1"
