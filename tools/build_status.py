@@ -24,7 +24,7 @@ from condspace._buildrecord import read  # noqa: E402
 from condspace._io import atomic_write  # noqa: E402
 
 PAGE = "build_status.md"
-COLUMNS = ("Chapter", "Mode", "Cell type", "Backend", "Device", "Wall time", "Caches", "Finished (UTC)", "Result")
+COLUMNS = ("Chapter", "Mode", "Cell", "Backend (device)", "Wall", "Caches", "Finished (UTC)", "Result")
 
 
 def _cell(value) -> str:
@@ -39,12 +39,12 @@ def _row(stem: str, rec: dict) -> list[str]:
     if not rec:
         return [stem] + ["no record"] + ["–"] * (len(COLUMNS) - 2)
     params = rec.get("parameters", {})
-    mode = "FAST" if params.get("FAST", rec.get("fast_default")) else "full"
-    minutes = rec.get("wall_s")
-    wall = f"{minutes / 60:.1f} min" if minutes is not None else "–"
-    return [stem, mode, _cell(params.get("CELL_TYPE", rec.get("cell_type_default"))), _cell(rec.get("backend")),
-            _cell(rec.get("device")), wall, _cell(rec.get("caches")), _cell(rec.get("finished")),
-            _cell(rec.get("result"))]
+    mode = "FAST" if params.get("FAST") else "full"
+    seconds = rec.get("wall_s")
+    wall = f"{seconds / 60:.1f} min" if seconds is not None else "–"
+    where = f"{_cell(rec.get('backend'))} ({_cell(rec.get('device'))})"
+    return [stem, mode, _cell(params.get("CELL_TYPE")), where, wall, _cell(rec.get("caches")),
+            _cell(rec.get("finished")), _cell(rec.get("result"))]
 
 
 def render(executed: Path, chapters: list[str]) -> str:

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condspace import _io, _parallel
+from condspace import _buildrecord, _io, _parallel
 from condspace import cells as _cells
 from condspace import features as _features
 from condspace.channels import CellType
@@ -1473,6 +1473,7 @@ def trained_posterior(cell: str | CellType, n: int | None = None, *, settings: E
             if post.info.get("key") != key:
                 raise ValueError(f"posterior file {path} holds another key")
             post.info["cached"] = True
+            _buildrecord.note("caches", "posterior hit", append=True)
             return post, ts
         except ValueError as err:
             warnings.warn(f"{err}; retraining", RuntimeWarning, stacklevel=2)
@@ -1486,6 +1487,7 @@ def trained_posterior(cell: str | CellType, n: int | None = None, *, settings: E
                           "restriction_train_s": time.perf_counter() - t0})
     if use_cache:
         save_posterior(path, post)
+    _buildrecord.note("caches", "posterior built", append=True)  # the book's build-status page
     return post, ts
 
 
