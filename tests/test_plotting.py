@@ -375,3 +375,17 @@ def test_plot_degenerate_pairs_errors():
         plotting.plot_degenerate_pairs(t, np.zeros((2, 10)), np.ones((2, 3)), ["Na", "H"])
     with pytest.raises(ValueError, match="t_window"):
         plotting.plot_degenerate_pairs(t, np.zeros((2, 10)), np.ones((2, 2)), ["Na", "H"], t_window=(50, 60))
+
+
+def test_dic_plane_keeps_a_readable_scale_for_a_population_on_one_point():
+    """A compensated population shares its DICs to rounding: the axes must not zoom onto 1e-11."""
+    rng = np.random.default_rng(0)
+    gs, gu = 4.0 + 1e-12 * rng.standard_normal(50), 5.0 + 1e-12 * rng.standard_normal(50)
+    fig = plotting.plot_dic_plane(gs, gu)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert np.ptp(ax.get_ylim()) >= 2.0 and np.ptp(ax.get_xlim()) >= 2.0
+    assert ax.yaxis.get_offset_text().get_text() == "" and ax.xaxis.get_offset_text().get_text() == ""
+    ax.plot([4.0, -4.0], [5.0, 5.0])  # a path drawn afterwards still rescales the view
+    assert ax.get_xlim()[0] < -4.0
+    plt.close(fig)

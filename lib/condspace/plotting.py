@@ -708,8 +708,30 @@ def plot_dic_plane(gs: Any, gu: Any, labels: Any = None, names: Sequence[str] | 
             ax.annotate(str(name), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=8)
     ax.set_xlabel(DIC_AXIS_LABELS["g_s"])
     ax.set_ylabel(DIC_AXIS_LABELS["g_u"])
+    _keep_dic_scale(ax, gs, gu)
     ax.legend()
     return ax.figure
+
+
+def _keep_dic_scale(ax: plt.Axes, gs: np.ndarray, gu: np.ndarray, min_span: float = 2.0) -> None:
+    """Show at least ``min_span`` (× g_leak) on an axis whose points all but coincide.
+
+    A population built by compensation sits on one DIC point: left to itself, Matplotlib zooms onto
+    rounding noise (an axis of ±1e-11 with an offset label). Offsets are switched off on both axes.
+    """
+    ax.ticklabel_format(useOffset=False)
+    ok = np.isfinite(gs) & np.isfinite(gu)
+    if not ok.any():
+        return
+    x, y = gs[ok], gu[ok]
+    corners = []
+    if np.ptp(x) < min_span / 2:
+        corners += [[x.mean() - min_span / 2, y[0]], [x.mean() + min_span / 2, y[0]]]
+    if np.ptp(y) < min_span / 2:
+        corners += [[x[0], y.mean() - min_span / 2], [x[0], y.mean() + min_span / 2]]
+    if corners:  # widen the data limits, not the view: later lines (a path) still rescale it
+        ax.update_datalim(np.array(corners))
+        ax.autoscale_view()
 
 
 def plot_dic_map(gs: Any, gu: Any, panels: Mapping[str, Any], units: Mapping[str, str] | None = None,
