@@ -1216,7 +1216,10 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
     # sbi prints "converged after N epochs" whatever show_progress_bars says: without a progress
     # display (parallel members, CONDSPACE_QUIET) that line would interleave with the caller's output.
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
-    with torch_threads(1), torch.random.fork_rng(), quiet:
+    with torch_threads(1), torch.random.fork_rng(), quiet, warnings.catch_warnings():
+        # Reaching a capped max_epochs (FAST budgets) is recorded as "reached_max_epochs" in the
+        # posterior's info instead of a warning that lands, with the library's path, in the book.
+        warnings.filterwarnings("ignore", message="Maximum number of epochs", category=UserWarning)
         torch.manual_seed(seed)
         npe = CountingNPE(prior=sbi_prior, density_estimator=lambda th, xx: _build_estimator(settings, th, xx),
                   tracker=_NoTracker(), show_progress_bars=progress)
@@ -1226,8 +1229,10 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
                               stop_after_epochs=settings.stop_after_epochs, max_num_epochs=settings.max_epochs,
                               show_train_summary=False)
     summ = npe.summary
+    epochs = int(summ["epochs_trained"][-1])
     return {"state_dict": {k: v.detach().cpu().clone() for k, v in estimator.state_dict().items()},
-            "seed": int(seed), "epochs": int(summ["epochs_trained"][-1]),
+            "seed": int(seed), "epochs": epochs,
+            "reached_max_epochs": epochs >= settings.max_epochs,
             "best_validation_loss": float(summ["best_validation_loss"][-1]),
             "training_loss": [float(v) for v in summ["training_loss"]],
             "validation_loss": [float(v) for v in summ["validation_loss"]]}
@@ -1310,7 +1315,8 @@ def train(theta: Any, x: Any, prior: Prior, *, settings: EstimatorSettings | Non
     estimator.load_state_dict({f"{k}.{name}": v for k, m in enumerate(members) for name, v in m["state_dict"].items()})
     estimator.eval()
     per_member = {key: [m[key] for m in members]  # one entry per flow
-                  for key in ("epochs", "best_validation_loss", "training_loss", "validation_loss")}
+                  for key in ("epochs", "reached_max_epochs", "best_validation_loss", "training_loss",
+                              "validation_loss")}
     meta = {**dict(info or {}), "n_train": int(keep.sum()), "seed": int(seed), "member_seeds": seeds,
             "train_s": time.perf_counter() - t0, "train_processes": n_proc, "versions": versions(), **per_member}
     return Posterior(estimator, prior, settings, feature_names, cell, meta)
