@@ -115,8 +115,27 @@ def kernel(src: NumbaSource, threads: int) -> Any:
     One thread never touches Numba's threading layer, so it is safe in forked processes and in
     Dask worker threads (the default OpenMP layer is neither fork- nor re-entrancy-safe).
     """
+    if threads > 1:
+        _fork_safe_threads()
     mod = _module(src.source)
     return getattr(mod, NUMBA_KERNELS[1] if threads > 1 else NUMBA_KERNELS[0])
+
+
+def _fork_safe_threads() -> None:
+    """Run the threaded kernel on Numba's own work queue, not GNU OpenMP (unless the user chose).
+
+    PyTorch ships its own ``libgomp.so.1``; Numba's OpenMP layer then shares it. After the threaded
+    kernel ran, the process holds an OpenMP thread pool, and the flows of the posterior are trained
+    in forked processes whose PyTorch uses that libgomp: a forked child of a GNU OpenMP process can
+    deadlock. A full-mode chapter 2 stopped so (its training workers never started) after the
+    compiled engine simulated the training set. The work queue has no such state across a fork.
+    Must run before the first threaded launch: Numba picks its layer then, once per process.
+    """
+    if "NUMBA_THREADING_LAYER" in os.environ:
+        return
+    import numba  # noqa: PLC0415
+
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def max_threads() -> int:
