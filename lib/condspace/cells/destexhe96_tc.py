@@ -128,10 +128,11 @@ CELL = CellType(
     # 150 box draws the classes equal those at 0.01 ms (counts: median error 0.8 %).
     protocol={"t_max": 8000.0, "transient": 3000.0, "dt": 0.05},
     # Compensation at V* = −60 mV, inside the I_T window and below −58.4 mV, where I_T's slow column
-    # changes sign: there g_s < 0 for every conductance set (I_T is the only sizeable slow current and
-    # I_K's slow column is 1e-4 of it), so the tonic/burst switch is not a sign of g_s at a fixed
-    # V* as in the STG; it is how hard I_T pushes against I_h (g_s, g_u) and where I_KL holds the
-    # cell (g_f). The rows are set by the channels that own them: I_KL (static only) g_f, I_T g_s,
+    # changes sign: there g_s < 0 for every conductance set of the box with ḡ_T > 0.002 (I_T is the
+    # only sizeable slow current; per mS/cm², I_K's slow column is 1e-4 of I_T's: a pair with Na or K
+    # reaches g_s > 0 only far outside the box). So the tonic/burst switch is not a sign of g_s at a
+    # fixed V* as in the STG; it is how hard I_T pushes against I_h (g_s, g_u) and where I_KL holds
+    # the cell (g_f). The rows are set by the channels that own them: I_KL (static only) g_f, I_T g_s,
     # I_h g_u (I_T has a u part, 4.3 × its |g_s| at −60 mV, so g_u ≥ 4.3 |g_s|). Drawn: the spike
     # currents around the published values and the leak. Targets measured at I_app = 0 on 40 neurons
     # (seed 0, the cell's protocol): (2.6, −0.55, 4.35) fires tonically (33 spiking, 7 silent, 18 Hz;
