@@ -157,16 +157,18 @@ def resting_voltage(f):
 rows = {}
 for label, g in cell.examples.items():
     f = reference.rhs(cell, [g[n] for n in cell.conductance_names])
-    rows[label] = {"max |dx/dt| of the gates at V0 (1/ms)": float(np.abs(f(0.0, reference.initial_vector(cell))[1:]).max()),
+    rows[label] = {"max |dx/dt| of the gates at V0 (1/ms, µM/ms for [Ca])": float(np.abs(f(0.0, reference.initial_vector(cell))[1:]).max()),
                    "steady state (mV)": resting_voltage(f)}
 steady = pd.DataFrame(rows).T
 glue("max_gate_drift", float(steady.iloc[:, 0].max()), display=False)
 steady
 
 # %% [markdown]
-# The largest gate derivative at V0 is {glue:text}`max_gate_drift:.1e` per ms: the initial state is
-# a steady state of the gates. A steady state found here need not be stable: the published
-# behaviours below say which examples rest and which fire.
+# The largest derivative of a gate (or of [Ca]) at V0 is {glue:text}`max_gate_drift:.1e` per ms.
+# Zero means the initial state is a steady state of the gates; a value above rounding is either a
+# mistake in x∞ or τ, or an initial state the paper declares on purpose (the DA cell's ERG scheme
+# starts closed). A steady state found here need not be stable: the published behaviours below say
+# which examples rest and which fire.
 
 # %% [markdown]
 # **DIC invariants.** For a cell without calcium-dependent channels (for one with them the
