@@ -42,9 +42,12 @@ from condspace.identification.experiments import (
     NOISE_STD,
     ExperimentSet,
     apply_modulation,
+    demonstration_modulation,
     dic_path_experiments,
     draw_modulations,
+    example_subset,
     load_experiments,
+    modulated_recordings,
     random_experiments,
     recording_protocol,
     save_experiments,
@@ -54,7 +57,8 @@ from condspace.identification.model import DEFAULT_BUDGET, Identification, Ident
 
 __all__ = [
     "DEFAULT_BUDGET", "FACTOR_RANGE", "GROUP_THRESHOLD", "NOISE_STD", "Classifier", "ClassifierSettings",
-    "ExperimentSet", "Identification", "Identifier", "apply_modulation", "auc", "combine", "confusion",
+    "ExperimentSet", "Identification", "Identifier", "apply_modulation", "demonstration_modulation",
+    "example_subset", "modulated_recordings", "auc", "combine", "confusion",
     "dic_path_experiments", "draw_experiments", "draw_modulations", "expected_calibration_error", "group_top1",
     "hypotheses", "identifiability_groups", "identifier", "identify", "label", "labels", "load_classifier",
     "load_experiments", "marginals", "membership", "modulable_channels", "pair_features", "random_experiments",

@@ -300,3 +300,85 @@ def dic_path_experiments(cell: str | CellType, n_neurons: int, *, seed: int = 0,
         return es
 
     return _cached(f"ident_dicpath_{cell.name}", parts, build, cache_dir, use_cache)
+
+
+# ----- a worked example: n neurons before and after one drug --------------------------------------
+EXAMPLE_SEED = 2026
+EXAMPLE_NEURONS = 10
+
+
+def example_subset(cell: str | CellType) -> tuple[str, ...]:
+    """The pair of the worked example: the cell's chapter-4 pair for its bursting target (STG CaS+H)."""
+    from condspace import populations as _pop  # noqa: PLC0415
+
+    cell = _cells.get(cell)
+    return tuple(_pop.modulation_pair(cell, *cell.modulation_target("bursting")))
+
+
+def modulated_recordings(cell: str | CellType, subset: tuple[str, ...] | None = None, *,
+                         n_neurons: int = EXAMPLE_NEURONS, seed: int = EXAMPLE_SEED, up: bool = True,
+                         noise_std: float = NOISE_STD, factor_range: tuple[float, float] = FACTOR_RANGE
+                         ) -> tuple[dict, dict, Any]:
+    """Spike times of ``n_neurons`` prior draws (active before) recorded before and after one drug.
+
+    Every channel of ``subset`` is scaled in the same direction (``up``) by a neuron-specific
+    factor, log-uniform in magnitude over ``factor_range``; both recordings use the cell's
+    protocol with independent noise (seeds ``seed`` and ``seed + 1``); spike times are absolute
+    and rounded to 1 µs (:data:`condspace.inference.RECORDING_DECIMALS`).
+
+    Returns:
+        (before ID → times, after ID → times, truth DataFrame indexed by ID: conductances before,
+        ``factor_<channel>``, ``subset``, ``noise_std``).
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    from condspace import features as _features  # noqa: PLC0415
+    from condspace.simulate import simulate  # noqa: PLC0415
+
+    cell = _cells.get(cell)
+    subset = tuple(subset or example_subset(cell))
+    p = recording_protocol(cell, noise_std)
+
+    def spikes(g: np.ndarray, s: int) -> tuple[list[np.ndarray], np.ndarray]:
+        res = simulate(cell, g, t_max=p.t_max, transient=p.transient, dt=p.dt, noise_std=p.noise_std, seed=s,
+                       backend="numpy", dtype="float64", method=p.method, progress=False)
+        trains = [np.round(t, _inf.RECORDING_DECIMALS) for t in res.spike_times]
+        return trains, _features.classify(trains, ok=np.asarray(res.ok)).to_numpy()
+
+    prior = _inf.make_prior(cell)
+    g = _inf.conductances(cell, prior, prior.sample(4 * n_neurons, seed))
+    before, lab = spikes(g, seed)
+    keep = np.flatnonzero(np.isin(lab, ("spiking", "bursting")))[:n_neurons]
+    if keep.size < n_neurons:
+        raise RuntimeError(f"modulated_recordings: only {keep.size} of {4 * n_neurons} draws fire; ask for fewer")
+    g, before = g[keep], [before[i] for i in keep]
+    rng = np.random.default_rng([seed, 1])
+    log_f = np.zeros((n_neurons, len(modulable_channels(cell))))
+    for ch in subset:
+        mag = rng.uniform(np.log(factor_range[0]), np.log(factor_range[1]), n_neurons)
+        log_f[:, modulable_channels(cell).index(ch)] = mag if up else -mag
+    after, _ = spikes(apply_modulation(cell, g, log_f), seed + 1)
+    ids = [f"{cell.name}_mod_{k + 1:02d}" for k in range(n_neurons)]
+    truth = pd.DataFrame(g, columns=list(cell.conductance_names), index=pd.Index(ids, name="ID"))
+    for ch in subset:
+        truth[f"factor_{ch}"] = np.exp(log_f[:, modulable_channels(cell).index(ch)])
+    truth["subset"] = "+".join(subset)
+    truth["noise_std"] = float(noise_std)
+    return dict(zip(ids, before, strict=True)), dict(zip(ids, after, strict=True)), truth
+
+
+def demonstration_modulation(cell: str | CellType, folder: str | Path | None = None) -> tuple[dict, dict, Any]:
+    """The worked example: read ``<cell>_modulation_{before,after,truth}.csv`` from ``folder`` when
+    they exist (written by ``tools/make_modulated_recordings.py``), else simulate it now with
+    :func:`modulated_recordings`'s defaults. Same return value."""
+    import pandas as pd  # noqa: PLC0415
+
+    from condspace import recordings as _rec  # noqa: PLC0415
+
+    cell = _cells.get(cell)
+    if folder is not None:
+        paths = [Path(folder) / f"{cell.name}_modulation_{s}.csv" for s in ("before", "after", "truth")]
+        if all(p.exists() for p in paths):
+            truth = pd.read_csv(paths[2], dtype={"ID": str}).set_index("ID")
+            return dict(_rec.load_csv(paths[0])), dict(_rec.load_csv(paths[1])), truth
+    return modulated_recordings(cell)
