@@ -104,8 +104,10 @@ def evaluate_dic_route(cell: str, fractions: np.ndarray, costs: np.ndarray, trut
 
 
 def dic_route_pool(cell: str, posterior: Any, pool: ExperimentSet, per_hypothesis: int, *, n_samples: int = 30,
-                   seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DIC-route scores of up to ``per_hypothesis`` pool neurons per hypothesis active before and after.
+                   seed: int = 0, progress: bool = False, limit: int | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DIC-route scores of up to ``per_hypothesis`` pool neurons per hypothesis active before and after
+    (at most ``limit`` neurons in all, taken evenly over the hypotheses).
 
     Returns:
         (fractions (M, H), costs (M, H), truth (M,)).
@@ -113,6 +115,8 @@ def dic_route_pool(cell: str, posterior: Any, pool: ExperimentSet, per_hypothesi
     both = pool.usable & np.all(np.isfinite(pool.x_after), axis=1)
     chosen = np.concatenate([np.flatnonzero(both & (pool.hypothesis == h))[:per_hypothesis]
                              for h in np.unique(pool.hypothesis)])
+    if limit is not None and chosen.size > limit:
+        chosen = chosen[np.linspace(0, chosen.size - 1, limit).astype(int)]
     iterator = chosen
     if progress:
         from tqdm.auto import tqdm  # noqa: PLC0415

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from condspace import _buildrecord
 from condspace import cells as _cells
 from condspace import inference as _inf
 from condspace.channels import CellType
@@ -125,6 +126,8 @@ def identifier(cell: str | CellType, n: int | None = None, *, scenario: str = "r
         clf.info["cached"] = False
         if use_cache:
             save_classifier(path, clf, {"key": key})
+    _buildrecord.note("caches", f"identification classifier {'loaded' if clf.info.get('cached') else 'trained'}",
+                      append=True)  # the book's build-status page
     sample = np.random.default_rng(0).permutation(z.shape[0])[:5000]
     info = {"experiments": es.info, "classifier": clf.info, "n_experiments": int(z.shape[0])}
     return Identifier(cell.name, scenario, clf, z[sample], info), es
