@@ -336,7 +336,8 @@ def modulated_recordings(cell: str | CellType, subset: tuple[str, ...] | None = 
     from condspace.simulate import simulate  # noqa: PLC0415
 
     cell = _cells.get(cell)
-    subset = tuple(subset or example_subset(cell))
+    order = modulable_channels(cell)
+    subset = tuple(sorted(subset or example_subset(cell), key=order.index))  # the label of :func:`hypotheses`
     p = recording_protocol(cell, noise_std)
 
     def spikes(g: np.ndarray, s: int) -> tuple[list[np.ndarray], np.ndarray]:
