@@ -24,7 +24,7 @@ import numpy as np
 
 from condspace import inference as _inf
 
-FORMAT = "condspace.identification_classifier/1"
+FORMAT = "condspace.identification_classifier/2"  # 2: a temperature
 
 
 def pair_features(x_before: Any, x_after: Any) -> np.ndarray:
@@ -55,7 +55,11 @@ class ClassifierSettings:
         batch: Mini-batch size.
         max_epochs: Cap on epochs.
         patience: Epochs without validation improvement before stopping (best weights kept).
-        val_fraction: Held out for early stopping.
+        val_fraction: Held out for early stopping and for the temperature.
+        calibrate: Fit a temperature T to the validation split after training (Guo et al. 2017):
+            q(h | z) ∝ exp(logit_h / T), T chosen to minimise the validation cross-entropy. The
+            ranking of one neuron is unchanged; an overconfident network (T > 1) no longer
+            compounds its overconfidence when neurons are combined.
     """
 
     hidden: int = 256
@@ -66,6 +70,7 @@ class ClassifierSettings:
     max_epochs: int = 300
     patience: int = 20
     val_fraction: float = 0.1
+    calibrate: bool = True
 
 
 def _net(d_in: int, s: ClassifierSettings, d_out: int):
@@ -91,8 +96,10 @@ class Classifier:
     """
 
     def __init__(self, net: Any, mean: np.ndarray, std: np.ndarray, n_classes: int, n_channels: int,
-                 log_prior: np.ndarray, settings: ClassifierSettings, info: dict[str, Any] | None = None) -> None:
+                 log_prior: np.ndarray, settings: ClassifierSettings, info: dict[str, Any] | None = None,
+                 temperature: float = 1.0) -> None:
         self.net, self.mean, self.std = net, np.asarray(mean, float), np.asarray(std, float)
+        self.temperature = float(temperature)
         self.n_classes, self.n_channels = int(n_classes), int(n_channels)
         self.log_prior = np.asarray(log_prior, float)
         self.settings, self.info = settings, dict(info or {})
@@ -106,7 +113,7 @@ class Classifier:
 
     def log_posterior(self, z: Any) -> np.ndarray:
         """(N, K) log q(h | z), each row normalised."""
-        logits = self._outputs(z)[:, : self.n_classes]
+        logits = self._outputs(z)[:, : self.n_classes] / self.temperature
         m = logits.max(axis=1, keepdims=True)
         return logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))
 
@@ -117,7 +124,8 @@ class Classifier:
     def state(self) -> dict[str, np.ndarray]:
         """Plain arrays (weights, standardisation, prior): what :func:`save_classifier` writes."""
         out = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        return {**out, "mean": self.mean, "std": self.std, "log_prior": self.log_prior}
+        return {**out, "mean": self.mean, "std": self.std, "log_prior": self.log_prior,
+                "temperature": np.array([self.temperature])}
 
 
 def train_classifier(z: Any, y: Any, n_classes: int, *, up: Any = None, settings: ClassifierSettings | None = None,
@@ -212,10 +220,26 @@ def train_classifier(z: Any, y: Any, n_classes: int, *, up: Any = None, settings
         net.load_state_dict(best_state)
         net.eval()
     clf = Classifier(net, mean, std, n_classes, n_ch, log_prior, s)
+    if s.calibrate:
+        clf.temperature = _fit_temperature(clf._outputs(z[val])[:, :n_classes], y[val])
     val_acc = float(np.mean(clf.log_posterior(z[val]).argmax(axis=1) == y[val]))
     clf.info = {"epochs": epochs, "best_val_loss": best, "val_top1": val_acc, "n_train": int(tr.size),
-                "n_val": int(n_val), "train_s": time.perf_counter() - t0, "reached_max_epochs": epochs == s.max_epochs}
+                "n_val": int(n_val), "temperature": clf.temperature,
+                "train_s": time.perf_counter() - t0, "reached_max_epochs": epochs == s.max_epochs}
     return clf
+
+
+def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """The T > 0 minimising the mean cross-entropy of softmax(logits / T) on (logits, y)."""
+    from scipy.optimize import minimize_scalar  # noqa: PLC0415
+
+    def nll(log_t: float) -> float:
+        a = logits / np.exp(log_t)
+        m = a.max(axis=1, keepdims=True)
+        lse = (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
+        return float(np.mean(lse - a[np.arange(len(y)), y]))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
 
 
 def save_classifier(path: str | Path, clf: Classifier, meta: dict[str, Any] | None = None) -> Path:
@@ -254,4 +278,4 @@ def load_classifier(path: str | Path, key: str | None = None) -> Classifier:
     net.load_state_dict({k[4:]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("net.")})
     net.eval()
     return Classifier(net, arrays["mean"], arrays["std"], meta["n_classes"], meta["n_channels"], arrays["log_prior"],
-                      s, {**meta.get("info", {}), "cached": True})
+                      s, {**meta.get("info", {}), "cached": True}, float(arrays["temperature"][0]))

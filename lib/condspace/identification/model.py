@@ -109,7 +109,7 @@ def identifier(cell: str | CellType, n: int | None = None, *, scenario: str = "r
     else:
         raise ValueError(f"scenario: expected 'random' or 'dic_path', got {scenario!r}")
     key = _inf.cache_key({"experiments": es.key, "settings": asdict(settings), "seed": int(seed),
-                          "code": _inf.estimator_code_hash(), "versions": _inf.versions()})
+                          "code": _classifier_code_hash(), "versions": _inf.versions()})
     path = Path(cache_dir or _inf.default_cache_dir()) / f"ident_classifier_{cell.name}_{key[:20]}.npz"
     clf = None
     if use_cache and path.exists():
@@ -131,6 +131,17 @@ def identifier(cell: str | CellType, n: int | None = None, *, scenario: str = "r
     sample = np.random.default_rng(0).permutation(z.shape[0])[:5000]
     info = {"experiments": es.info, "classifier": clf.info, "n_experiments": int(z.shape[0])}
     return Identifier(cell.name, scenario, clf, z[sample], info), es
+
+
+def _classifier_code_hash() -> str:
+    """Hash of the source that trains the classifier and builds its inputs (part of its cache key)."""
+    import hashlib  # noqa: PLC0415
+
+    from condspace.identification import classifier  # noqa: PLC0415
+
+    h = hashlib.sha256(Path(classifier.__file__).read_bytes())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()[:20]
 
 
 @dataclass
