@@ -66,7 +66,7 @@ def _scenario(args, cell, label: str, make):
                               for h in np.unique(pool.hypothesis)])
         lp_d = model.log_posterior(pool.x_before[sel], pool.x_after[sel])
         same = evaluation.evaluate_classifier(cell.name, lp_d, pool.hypothesis[sel], model.classifier.log_prior,
-                                              n_experiments=args.experiments)
+                                              n_experiments=args.experiments, groups=ev.groups)
         table = pd.concat([table, same.table.assign(method="classifier (DIC-route neurons)"),
                            dic.assign(method="DIC route")], ignore_index=True)
         print(f"DIC route: posterior ({args.train} simulations) ready in {tp:.0f} s; {dic_s:.2f} s per neuron "

@@ -55,11 +55,15 @@ def pool_log_posteriors(model: Identifier, pool: ExperimentSet) -> tuple[np.ndar
 
 def evaluate_classifier(cell: str, log_post: np.ndarray, truth: np.ndarray, log_prior: np.ndarray,
                         ns: tuple[int, ...] = (1, 5, 20), n_experiments: int = 2000, seed: int = 0,
-                        threshold: float = _ev.GROUP_THRESHOLD) -> Evaluation:
-    """Top-1/3, ECE, group top-1 and per-channel AUC of the classifier for each n."""
+                        threshold: float = _ev.GROUP_THRESHOLD, groups: np.ndarray | None = None) -> Evaluation:
+    """Top-1/3, ECE, group top-1 and per-channel AUC of the classifier for each n.
+
+    The identifiability groups come from this confusion matrix unless ``groups`` is given (e.g. the
+    groups of a larger pool, when scoring a handful of neurons).
+    """
     H = log_post.shape[1]
     conf = _ev.confusion(log_post, truth, H)
-    groups = _ev.identifiability_groups(conf, threshold)
+    groups = _ev.identifiability_groups(conf, threshold) if groups is None else np.asarray(groups)
     member = membership(cell)
     chance = 1.0 / len(np.unique(truth))
     rows, aucs, rel = [], {}, {}
