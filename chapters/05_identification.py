@@ -31,11 +31,12 @@
 # **Prerequisites**: chapters 2 (summary features, the posterior over conductances) and 4 (paths,
 # reachability and cost of a channel subset).
 # **Runtime** (2-core CPU, NumPy): FAST ≈ 2 min for the STG on an idle machine (4 min measured with
-# the machine shared by a dozen processes). Full mode, STG: the training and held-out
-# experiments (6,000 + 3,000 prior draws, each simulated before and after) take ≈ 20 min on a busy
-# 2-core machine the first time, the DIC-path populations and the DIC route's posterior several more;
-# everything is cached in `.cache/condspace/` and shared with `python -m condspace identify` and
-# `benchmarks/identification.py`. A DA simulation costs four times an STG one.
+# the machine shared by a dozen processes). Full mode, STG, measured on that busy machine: training
+# and held-out experiments (6,000 + 3,000 prior draws, each simulated before and after) 11 + 6 min,
+# the DIC-path populations ≈ 1 min, the classifiers ≈ 1.5 min, the DIC route's posterior ≈ 8 min
+# and its rankings ≈ 1.5 min: ≈ 30 min the first time. Everything is cached in `.cache/condspace/`
+# and shared with `python -m condspace identify` and `benchmarks/identification.py`. A DA
+# simulation costs four times an STG one.
 
 # %% tags=["parameters"]
 CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg", "da", ...
@@ -176,6 +177,12 @@ glue("n_max", int(r.index[-1]), display=False)
 glue("chance_top1", f"{r['chance_top1'].iloc[0]:.3f}", display=False)
 dic_r = tables[("DIC route", "random")].set_index("n")
 glue("dic_top3_n1", f"{dic_r['top3'].iloc[0]:.2f}" if len(dic_r) else "n/a", display=False)
+glue("dic_pool", int(dic_r["pool"].iloc[0]) if len(dic_r) else 0, display=False)
+p_ = evals["dic_path"].table.set_index("n")
+glue("path_top1_n1", f"{p_['top1'].iloc[0]:.2f}", display=False)
+glue("path_chance", f"{p_['chance_top1'].iloc[0]:.2f}", display=False)
+glue("path_dic_top1_n1", f"{tables[('DIC route', 'dic_path')]['top1'].iloc[0]:.2f}"
+     if len(tables[("DIC route", "dic_path")]) else "n/a", display=False)
 summary
 
 # %% [markdown]
@@ -183,9 +190,13 @@ summary
 # single-neuron experiments and among its top three in {glue:text}`top3_n1` (chance: top-1
 # {glue:text}`chance_top1`); with {glue:text}`n_max` neurons per experiment these become
 # {glue:text}`top1_nmax` and {glue:text}`top3_nmax`. The DIC route's top-3 accuracy for one neuron is
-# {glue:text}`dic_top3_n1`: a point in the (g_s, g_u) plane is reachable by many subsets, so
-# reachability and cost alone rank them poorly. The `pool` column is the number of distinct held-out
-# neurons behind each row: with few, the accuracies are rough.
+# {glue:text}`dic_top3_n1`, measured on only {glue:text}`dic_pool` neurons (one (g_s, g_u) point is
+# reachable by many subsets, so reachability and cost can only narrow the field). Under DIC-path
+# modulation, where every pair lands on the same (g_s, g_u) by construction, the classifier still
+# names the pair of one neuron with top-1 accuracy {glue:text}`path_top1_n1` (chance
+# {glue:text}`path_chance`; DIC route {glue:text}`path_dic_top1_n1`): that information is in the
+# spike trains beyond the DICs, or in which pairs can reach the target at all. The `pool` column is
+# the number of distinct held-out neurons behind each row: with few, the accuracies are rough.
 
 # %% [markdown]
 # ## What spike times cannot tell apart
