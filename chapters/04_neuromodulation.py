@@ -310,9 +310,10 @@ pd.Series({"neurons": maps.n_neurons, "grid points": maps.gs.size * maps.gu.size
 # the (g_s, g_u) plane, found that every neuron needs its own change (neither additive nor
 # multiplicative), mapped where each pair of channels can take the population, ranked the pairs by
 # the fold change they require, and checked by simulation that the DIC prediction holds, for a
-# compensation population and for a population that only shares a recording. The open question of
-# the book comes next: given recordings before and after a neuromodulator, which channel subsets did
-# it most likely target?
+# compensation population and for a population that only shares a recording. Chapter 5 takes up the
+# question the book builds towards: given recordings before and after a neuromodulator, which channel
+# subsets did it most likely target? It ranks them with a classifier trained on simulated experiments
+# and measures this chapter's reachability-and-cost ranking beside it.
 #
 # **References.** Drion G, Franci A, Dethier J, Sepulchre R (2015) eNeuro 2(1). Fyon A, Franci A,
 # Sacré P, Drion G (2024) PNAS Nexus 3:pgae415. Brandoit J, Ernst D, Drion G, Fyon A (2025)

@@ -351,3 +351,22 @@ def test_browser_check_catches_an_injected_fault(built_book, tmp_path, fault):
 def test_check_book_needs_a_built_book(tmp_path):
     with pytest.raises(FileNotFoundError, match="build the book first"):
         check_book.check_book(tmp_path)
+
+
+# ----- chapter 5 with a second cell type (issue 12: it runs with CELL_TYPE="da" too) -------------
+CHAPTER_5 = ROOT / "chapters" / "05_identification.py"
+
+
+def test_chapter_5_executes_fast_for_the_da_neuron(tmp_path):
+    out = tmp_path / "05_identification_da.ipynb"
+    cmd = [sys.executable, str(EXECUTOR), str(CHAPTER_5), str(out), "--timeout", str(CHAPTER_TIMEOUT_S)]
+    for name, value in {**FAST_PARAMETERS, "CELL_TYPE": "da"}.items():
+        cmd += ["-p", name, repr(value)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
+    assert result.returncode == 0, f"chapter 5 failed for the DA neuron in FAST mode:\n{result.stderr[-4000:]}"
+    nb = nbformat.read(out, as_version=4)
+    code = _cells(nb, "code")
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors and nb.metadata["papermill"]["parameters"]["CELL_TYPE"] == "da"
+    text = "".join(o.get("text", "") for c in code for o in c.get("outputs", []))
+    assert "cell da | 15 hypotheses" in text  # 5 modulable DA channels (NMDA fixed) and their 10 pairs

@@ -128,6 +128,19 @@ CASES = [
     (["reachability", "--conductances", "{tmp}/G.csv", "--out", "{tmp}/O", *REACH, "--eps", "-1"], ["--eps"]),
     (["reachability", "--conductances", "{tmp}/G.csv", "--out", "{tmp}/G.csv", *REACH], ["not a folder"]),
     (["reachability", "--conductances", "{tmp}/G.csv", "--out", "{tmp}/no/O", *REACH], ["does not exist"]),
+    # identify (all refused before torch is imported or anything is simulated)
+    (["identify", "--before", "{tmp}/nope.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/O"], ["nope.csv"]),
+    (["identify", "--before", "{tmp}/binary.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/O"], ["UTF-8"]),
+    (["identify", "--before", "{tmp}/R.csv", "--after", "{tmp}/R_unquoted.csv", "--out", "{tmp}/O"],
+     ["line 2", "quoted"]),
+    (["identify", "--before", "{tmp}/R.csv", "--after", "{tmp}/R_negative.csv", "--out", "{tmp}/O"], ["≥ 0"]),
+    (["identify", "--before", "{tmp}/R.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/R.csv"], ["not a folder"]),
+    (["identify", "--cell", "nope", "--before", "{tmp}/R.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/O"],
+     ["nope"]),
+    (["identify", "--before", "{tmp}/R.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/O", "--before-duration",
+      "3000", "--after-duration", "2000"], ["different recording durations"]),
+    (["identify", "--before", "{tmp}/R.csv", "--after", "{tmp}/R.csv", "--out", "{tmp}/O", "--budget", "0"],
+     ["--budget"]),
 ]
 
 

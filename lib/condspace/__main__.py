@@ -48,6 +48,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "infer": ("condspace.cli_infer:CLI", "infer conductance posteriors from recorded spike times (NPE)"),
     "reachability": ("condspace.cli_reachability:CLI",
                      "reachable fraction and cost of every channel pair along a (g_s, g_u) path"),
+    "identify": ("condspace.cli_identify:CLI",
+                 "rank the channel subsets a neuromodulator targeted, from spike times before and after"),
 }
 
 PROG = "python -m condspace"
