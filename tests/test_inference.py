@@ -319,7 +319,7 @@ def test_training_reports_its_epochs_to_a_shared_counter():
     counter = multiprocessing.get_context("fork").RawValue("i", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        result = inference._train_flow(theta, toy_simulate(theta, seed=6), TOY_PRIOR, settings, 0, False, counter)
+        result = inference.training._train_flow(theta, toy_simulate(theta, seed=6), TOY_PRIOR, settings, 0, False, counter)
     assert counter.value == result["epochs"] > 0
     assert result["reached_max_epochs"] is True
 
@@ -585,7 +585,7 @@ def test_posterior_cache_follows_the_estimator_code(tmp_path, monkeypatch):
     again, _ = inference.trained_posterior("stg", 120, **kw)
     assert not first.info["cached"] and again.info["cached"]
     assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 1
-    monkeypatch.setattr(inference, "estimator_code_hash", lambda: "edited-estimator")
+    monkeypatch.setattr(inference.training, "estimator_code_hash", lambda: "edited-estimator")
     edited, _ = inference.trained_posterior("stg", 120, **kw)
     assert not edited.info["cached"] and edited.info["key"] != first.info["key"]
     assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 2
