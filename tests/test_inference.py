@@ -477,7 +477,7 @@ def test_malformed_recordings_are_rejected(tmp_path):
     bad.write_text('ID,spiking_times\n1,"[3000.0, 2990.0, 3100.0]"\n')
     with pytest.raises(ValueError, match="increasing"):
         recordings.load_csv(bad)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="train 0 contains NaN or infinite"):
         inference.summary_features([np.array([3000.0, np.inf, 3200.0])], 3000.0)
 
 
