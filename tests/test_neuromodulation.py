@@ -80,6 +80,9 @@ def test_converged_modulation_is_the_plain_iterations_fixed_point():
 def test_same_result_as_populations_modulate(stg_pop):
     """Per target, modulate_along reproduces condspace.populations.modulate (same guess, same passes).
 
+    Both solve with condspace.subsets.solve (tests/test_subsets.py); they differ in how they build
+    the system (normalised S here, un-normalised columns there), hence the rounding-level rtol.
+
     Where a calcium carrier comes out negative the two differ on purpose (this module evaluates
     the KCa column of a negative iterate at ḡ = 0, populations at the negative value): both call
     those neurons unreachable.

@@ -51,6 +51,7 @@ from condspace import dics as _dics
 from condspace import features as _features
 from condspace.channels import CellType
 from condspace.simulate import conductance_matrix, simulate
+from condspace.subsets import SINGULAR_RTOL, STATUS, outcome, solve_stacked
 
 DEFAULT_EPS = 0.1
 """Tolerance ε (multiples of g_leak) on the achieved DICs of a reachable target (SCIENCE.md §4)."""
@@ -61,16 +62,8 @@ DEFAULT_ITERATIONS = 25
 CONVERGENCE_TOL = 1e-10
 """A calcium iteration stops early once the achieved DICs match the target to this (× g_leak)."""
 
-SINGULAR_TOL = 1e-10
-"""A system is singular when |det A| ≤ this × the product of its column norms (Hadamard ratio):
-a scale-free measure of how collinear the modulated channels' columns are. {Na, Kd} of the STG at
-−51 mV and every DA subset with NMDA have exactly zero rows (ratio 0); the nearly collinear
-{CaT, CaS} of the STG has a ratio ≈ 0.02 (solvable, ill-conditioned)."""
-
-STATUS = ("reachable", "singular", "non-finite", "negative", "missed")
-"""Per neuron and target: 0 reachable; 1 singular system; 2 non-finite solution; 3 a modulated
-conductance < 0; 4 the DICs recomputed at V* miss the target by more than ε (calcium iteration
-not converged)."""
+SINGULAR_TOL = SINGULAR_RTOL
+"""The singularity test of the one subset solver (:data:`condspace.subsets.SINGULAR_RTOL`)."""
 
 GRID_STEP = 0.5
 """Default spacing (× g_leak) of reachability maps."""
@@ -285,29 +278,6 @@ def _system(cell: CellType, G: np.ndarray, V: float, channels: Any) -> _System:
     return _System(cell, G, V, names, K, S, A, b, carriers if dependent else (), dependent)
 
 
-def _solve(A: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Batched solve of A x = r for (..., k, k) systems; singular ones give NaN.
-
-    Returns:
-        (x (..., k), singular (...) bool) with the Hadamard-ratio test of :data:`SINGULAR_TOL`.
-    """
-    norms = np.prod(np.sqrt((A * A).sum(axis=-2)), axis=-1)  # product of the column norms
-    if A.shape[-1] == 2:  # closed form: much faster than LAPACK on millions of 2×2 systems
-        a, b_, c, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 0], A[..., 1, 1]
-        det = a * d - b_ * c
-        singular = ~(np.abs(det) > SINGULAR_TOL * norms)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = 1.0 / np.where(singular, np.nan, det)
-            x = np.stack([(d * r[..., 0] - b_ * r[..., 1]) * inv, (a * r[..., 1] - c * r[..., 0]) * inv], axis=-1)
-        return x, singular
-    det = np.linalg.det(A)
-    singular = ~(np.abs(det) > SINGULAR_TOL * norms)
-    safe = np.where(singular[..., None, None], np.eye(A.shape[-1]), A)
-    x = np.linalg.solve(safe, r[..., None])[..., 0]
-    x[singular] = np.nan
-    return x, singular
-
-
 class _Block:
     """A block of (target, neuron) points of one system, laid out as (m, n) arrays.
 
@@ -466,7 +436,7 @@ def _fixed_point(block: _Block, X: np.ndarray, iterations: int, tol: float, acce
             d = block.d[..., R]
             frozen = np.zeros(x.shape[:2], dtype=bool)
         passes = it + 1
-        g, sing = _solve(A, d - b)
+        g, sing = solve_stacked(A, d - b)
         singular |= sing & ~frozen
         f = g - x
         x_new = g
@@ -495,16 +465,12 @@ def _scatter(out: tuple[np.ndarray, ...], loc: Any, current: tuple[np.ndarray, .
 
 def _status(X: np.ndarray, achieved: np.ndarray, targets: np.ndarray, singular: np.ndarray, rows: tuple[int, ...],
             eps: float) -> np.ndarray:
-    """Status codes (:data:`STATUS`) of (..., k) solutions."""
-    finite = np.isfinite(X).all(axis=-1)
+    """Status codes (:data:`STATUS`) of (..., k) solutions: the solver's outcome, or 4 where the
+    recomputed DICs miss the target by more than ``eps``."""
+    status = outcome(X, singular)
     with np.errstate(invalid="ignore"):
-        negative = (X < 0).any(axis=-1)
         miss = ~(np.abs(achieved[..., list(rows)] - targets[..., list(rows)]) <= eps).all(axis=-1)
-    status = np.zeros(X.shape[:-1], dtype=np.int8)
-    status[miss] = 4
-    status[negative] = 3
-    status[~finite] = 2
-    status[singular] = 1
+    status[(status == 0) & miss] = 4
     return status
 
 
@@ -653,7 +619,7 @@ def modulate_along(cell: CellType | str, g: Any, path: Any, channels: Sequence[s
     for t in T:
         block = _Block(sys, t[None])
         A, b = block.system(None if X0 is None else X0[None], R)
-        X, singular = _solve(A, block.d[..., R] - b)
+        X, singular = solve_stacked(A, block.d[..., R] - b)
         if sys.coupled:
             X, achieved, sing, n_pass = _iterate(block, X, iterations, tol, accelerate,
                                                  prev=None if X0 is None else (X0[None], X))
@@ -787,8 +753,8 @@ def _inverse(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(N, k, k) inverses (NaN where singular) and the (N,) singular mask."""
     k = A.shape[-1]
     eye = np.broadcast_to(np.eye(k), A.shape[:-2] + (k, k))
-    inv = np.stack([_solve(A, eye[..., :, j])[0] for j in range(k)], axis=-1)
-    _, singular = _solve(A, eye[..., :, 0])
+    inv = np.stack([solve_stacked(A, eye[..., :, j])[0] for j in range(k)], axis=-1)
+    _, singular = solve_stacked(A, eye[..., :, 0])
     return inv, singular
 
 

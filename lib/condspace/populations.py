@@ -28,13 +28,8 @@ import numpy as np
 from condspace import cells as _cells
 from condspace.channels import CellType
 from condspace.dics import ROWS, _columns, _plan, array_module
-
-SINGULAR_RTOL = 1e-10
-"""A system is singular when |det A| ≤ SINGULAR_RTOL · Π_j ‖A[:, j]‖ (Hadamard's bound: the ratio is
-1 for orthogonal columns and 0 for dependent ones, whatever the scale of each channel's column)."""
-
-REASONS = ("", "singular", "non-finite", "negative")
-"""Reason codes per neuron: reachable, singular system, NaN/inf solution, negative conductance."""
+from condspace.subsets import REASONS, outcome, solve
+from condspace.subsets import SINGULAR_RTOL as SINGULAR_RTOL  # the one singularity test, kept under its old name
 
 _ROW_INDEX = {"f": 0, "s": 1, "u": 2, "fast": 0, "slow": 1, "ultraslow": 2, "g_f": 0, "g_s": 1, "g_u": 2}
 
@@ -214,58 +209,9 @@ def _targets(targets: Any, rows: tuple[int, ...], N: int) -> np.ndarray:
 
 
 # ----- the batched solve --------------------------------------------------------------------------
-def _det(M: list[list[Any]]) -> Any:
-    """Determinant of a k × k matrix (k ≤ 3) whose entries are scalars or arrays (elementwise)."""
-    if len(M) == 1:
-        return M[0][0]
-    if len(M) == 2:
-        return M[0][0] * M[1][1] - M[0][1] * M[1][0]
-    return (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1])
-            - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0])
-            + M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
-
-
-def _solve_small(xp: Any, A: list[list[Any]], b: list[Any], shape: tuple[int, ...]) -> tuple[list[Any], Any]:
-    """Solve A x = b for a batch of k × k systems (k ≤ 3), elementwise, flagging singular ones.
-
-    Cramer's rule on column-equilibrated matrices: many millions of 2 × 2 or 3 × 3 systems are
-    solved by a few dozen array operations instead of one LAPACK call per system. Near-singular
-    systems, where the rule would lose accuracy, are exactly those flagged by the Hadamard test.
-
-    Args:
-        xp: Array module.
-        A: k × k nested list of scalars or arrays broadcastable to ``shape`` (row-major).
-        b: k right-hand sides, arrays of ``shape``.
-        shape: Batch shape (N,).
-
-    Returns:
-        (k solutions of ``shape``, NaN where singular; singular mask of ``shape``).
-    """
-    k = len(b)
-    norms = [xp.sqrt(sum(xp.asarray(A[r][c]) ** 2 for r in range(k))) for c in range(k)]
-    safe = [xp.where(nrm > 0, nrm, 1.0) for nrm in norms]
-    E = [[A[r][c] / safe[c] for c in range(k)] for r in range(k)]  # unit columns (or zero)
-    det = xp.broadcast_to(xp.asarray(_det(E)), shape)
-    singular = ~(xp.abs(det) > SINGULAR_RTOL) | ~xp.isfinite(det)
-    for nrm in norms:
-        singular = singular | (nrm == 0)
-    den = xp.where(singular, 1.0, det)
-    x = []
-    for c in range(k):
-        Ec = [[b[r] if cc == c else E[r][cc] for cc in range(k)] for r in range(k)]
-        x.append(xp.where(singular, xp.nan, _det(Ec) / den / safe[c]))
-    return x, singular
-
-
 def _classify(G: Any, unknown: tuple[int, ...], singular: Any) -> tuple[np.ndarray, np.ndarray]:
-    sol = G[:, list(unknown)]
-    nonfinite = ~np.isfinite(sol).all(axis=1) & ~singular
-    negative = (sol < 0).any(axis=1) & ~singular & ~nonfinite
-    reason = np.full(G.shape[0], "", dtype=object)
-    reason[singular] = "singular"
-    reason[nonfinite] = "non-finite"
-    reason[negative] = "negative"
-    return reason == "", reason
+    code = outcome(G[:, list(unknown)], singular)
+    return code == 0, np.asarray(REASONS, dtype=object)[code]
 
 
 def _initial_guess(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], carriers: tuple[int, ...],
@@ -322,7 +268,8 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
         cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
         A = [[cols[u][r] for u in unknown] for r in rows]
         b = [T[i] - sum(cols[j][r] * Gx[:, j] for j in drawn) for i, r in enumerate(rows)]
-        x, singular = _solve_small(xp, A, b, (N,))
+        x, singular = solve(A, b, xp)
+        singular = xp.broadcast_to(singular, (N,))
         for u, xu in zip(unknown, x, strict=True):
             Gx[:, u] = xu
     cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
