@@ -319,7 +319,8 @@ def test_training_reports_its_epochs_to_a_shared_counter():
     counter = multiprocessing.get_context("fork").RawValue("i", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        result = inference.training._train_flow(theta, toy_simulate(theta, seed=6), TOY_PRIOR, settings, 0, False, counter)
+        x = toy_simulate(theta, seed=6)
+        result = inference.training._train_flow(theta, x, TOY_PRIOR, settings, 0, False, counter)
     assert counter.value == result["epochs"] > 0
     assert result["reached_max_epochs"] is True
 
