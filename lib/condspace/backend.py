@@ -110,3 +110,16 @@ def resolve(backend: str | Backend = "auto", dtype: str = "float64") -> Backend:
     _buildrecord.note("backend", chosen.name, append=True)
     _buildrecord.note("device", chosen.device, append=True)
     return chosen
+
+
+def array_module(xp: Any = np) -> Any:
+    """The array module from ``xp``: a module (numpy, cupy), a :class:`Backend`, or a backend name
+    (``"numpy"``, ``"cupy"``, ``"auto"``) resolved by :func:`resolve`. For the library's internals,
+    which pass the array module along; public functions take ``backend=``."""
+    if isinstance(xp, Backend):
+        return xp.xp
+    if isinstance(xp, str):
+        return resolve(xp).xp
+    if not hasattr(xp, "asarray"):
+        raise ValueError(f"xp: expected an array module (numpy, cupy), a Backend or a backend name, got {xp!r}")
+    return xp

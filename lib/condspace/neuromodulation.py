@@ -50,6 +50,7 @@ from condspace import cells as _cells
 from condspace import dics as _dics
 from condspace import features as _features
 from condspace.channels import CellType
+from condspace.plan import cell_plan
 from condspace.simulate import conductance_matrix, simulate
 from condspace.subsets import SINGULAR_RTOL, STATUS, outcome, solve_stacked
 
@@ -229,11 +230,11 @@ def _dependent_columns(cell: CellType, V: float, carriers: Mapping[int, Any]) ->
     Returns:
         channel index → (fast, slow, ultraslow) rows of its column per unit ḡ, broadcast shape.
     """
-    plan = _dics._plan(cell)
+    plan = cell_plan(cell)
     gcols: list[Any] = [0.0] * plan.n
     for c, values in carriers.items():
         gcols[c] = values
-    cols = _dics._columns(plan, np, np.asarray(V, dtype=float), gcols)
+    cols = _dics.sensitivity_columns(plan, np, np.asarray(V, dtype=float), gcols)
     return {j: cols[j] for j in plan.ca_dependent}
 
 

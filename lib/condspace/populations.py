@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 
 from condspace import cells as _cells
+from condspace.backend import array_module
 from condspace.channels import CellType
-from condspace.dics import ROWS, _columns, _plan, array_module
+from condspace.dics import sensitivity_columns
+from condspace.plan import ROWS, cell_plan
 from condspace.subsets import REASONS, outcome, solve
 from condspace.subsets import SINGULAR_RTOL as SINGULAR_RTOL  # the one singularity test, kept under its old name
 
@@ -248,7 +250,7 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
     Works on un-normalised columns: S_{R,U} ḡ_U = g_leak·g*_R − S_{R,D} ḡ_D. With one voltage for
     all neurons the voltage-only columns are scalars; only calcium-dependent columns are per neuron.
     """
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     N = G.shape[0]
     drawn = [j for j in range(plan.n) if j not in unknown]
     needs_loop = bool(plan.ca_dependent) and any(j in plan.carriers for j in unknown)
@@ -262,7 +264,7 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
     singular = xp.zeros(N, dtype=bool)
 
     def columns(g: Any) -> list[tuple[Any, Any, Any]]:
-        return _columns(plan, xp, Vx, [g[:, j] for j in range(plan.n)])
+        return sensitivity_columns(plan, xp, Vx, [g[:, j] for j in range(plan.n)])
 
     for _ in range(n_solves):
         cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
@@ -335,7 +337,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
     T = _targets(targets, R, N)
     if int(iterations) < 0:
         raise ValueError(f"iterations: need a count >= 0, got {iterations}")
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     G[:, list(unknown)] = 0.0
     _initial_guess(cell, G, unknown, plan.carriers if plan.ca_dependent else (), T, guess)
     return _compensate(cell, G, unknown, R, T, Vn, iterations, xp)
@@ -470,7 +472,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         pairs[:] = [modulation_pair(cell, s, u) for s, u in tgt]
     if int(iterations) < 0:
         raise ValueError(f"iterations: need a count >= 0, got {iterations}")
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     carriers = plan.carriers if plan.ca_dependent else ()
     out_g = G0.copy()
     reachable = np.zeros(N, dtype=bool)
