@@ -71,7 +71,8 @@ def summary_features(spike_times: Sequence[Any], duration: float) -> np.ndarray:
     keep = np.flatnonzero(counts >= MIN_SPIKES)  # silent trains have no ISI statistics
     if keep.size == 0:
         return out
-    out[keep] = _isi_statistics(_Flat([trains[i] for i in keep], pd.Index(keep)), duration)
+    labels = pd.Index(keep.tolist(), dtype=object)  # the trains' positions, named in error messages
+    out[keep] = _isi_statistics(_Flat([trains[i] for i in keep], labels), duration)
     return out
 
 
