@@ -247,7 +247,7 @@ def test_dependent_columns_match_the_dic_engine():
     rng = np.random.default_rng(3)
     G = np.tile(STG_NEURON, (6, 1))
     G[:, 2], G[:, 3] = rng.uniform(0, 15, 6), rng.uniform(0, 60, 6)
-    cols = nm._dependent_columns(STG, -51.0, {2: G[:, 2], 3: G[:, 3]})
+    cols = nm.system._dependent_columns(STG, -51.0, {2: G[:, 2], 3: G[:, 3]})
     S = dics.sensitivity(STG, -51.0, G, normalize=False)
     np.testing.assert_allclose(np.stack(cols[4], axis=-1), S[:, :, 4], rtol=1e-12)
 

@@ -48,6 +48,8 @@ def test_outcome_precedence_singular_then_non_finite_then_negative():
 def test_compensation_modulation_and_maps_share_the_one_solver():
     """Both callers take the solve, its singularity test and its outcome codes from condspace.subsets."""
     assert populations.solve is subsets.solve and populations.outcome is subsets.outcome
-    assert neuromodulation.solve_stacked is subsets.solve_stacked and neuromodulation.outcome is subsets.outcome
+    system, maps = neuromodulation.system, neuromodulation.maps  # paths and fixed point; maps
+    assert system.solve_stacked is subsets.solve_stacked and maps.solve_stacked is subsets.solve_stacked
+    assert system.outcome is subsets.outcome
     assert populations.SINGULAR_RTOL == neuromodulation.SINGULAR_TOL == subsets.SINGULAR_RTOL
     assert neuromodulation.STATUS is subsets.STATUS and populations.REASONS is subsets.REASONS
