@@ -112,14 +112,22 @@ def resolve(backend: str | Backend = "auto", dtype: str = "float64") -> Backend:
     return chosen
 
 
-def array_module(xp: Any = np) -> Any:
-    """The array module from ``xp``: a module (numpy, cupy), a :class:`Backend`, or a backend name
-    (``"numpy"``, ``"cupy"``, ``"auto"``) resolved by :func:`resolve`. For the library's internals,
-    which pass the array module along; public functions take ``backend=``."""
-    if isinstance(xp, Backend):
-        return xp.xp
-    if isinstance(xp, str):
-        return resolve(xp).xp
-    if not hasattr(xp, "asarray"):
-        raise ValueError(f"xp: expected an array module (numpy, cupy), a Backend or a backend name, got {xp!r}")
-    return xp
+def array_module(backend: Any = "numpy") -> Any:
+    """The array module of a public function's ``backend=`` argument.
+
+    Args:
+        backend: A backend name (``"numpy"``/``"cpu"``, ``"cupy"``/``"gpu"``, ``"auto"``: resolved by
+            :func:`resolve`; ``"numpy"`` directly, without probing for a device), a :class:`Backend`,
+            or an array module (numpy, cupy), which is how the library passes it along internally.
+
+    Raises:
+        ValueError: Anything else; the message names the argument and what it accepts.
+    """
+    if isinstance(backend, Backend):
+        return backend.xp
+    if isinstance(backend, str):
+        return np if backend.lower() in ("numpy", "cpu") else resolve(backend).xp
+    if not hasattr(backend, "asarray"):
+        raise ValueError(f"backend: expected 'numpy', 'cupy', 'auto', a Backend or an array module (numpy, cupy), "
+                         f"got {backend!r}")
+    return backend

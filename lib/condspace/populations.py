@@ -292,7 +292,7 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
 
 # ----- public API ----------------------------------------------------------------------------------
 def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_for: Sequence[str],
-               iterations: int = 5, guess: Any = None, rows: Any = None, xp: Any = np) -> CompensationResult:
+               iterations: int = 5, guess: Any = None, rows: Any = None, backend: Any = "numpy") -> CompensationResult:
     """Solve for the unknown conductances that put each neuron's DICs on target at V.
 
     Args:
@@ -313,7 +313,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
             target g_s (STG: ḡ_CaS⁽⁰⁾ = 34.12 − 2.330·g_s*, ḡ_CaT⁽⁰⁾ = 24.6 − 5.14·g_s*).
         rows: Imposed DIC rows R, |R| = number of unknowns. Default: three unknowns → (f, s, u);
             two → (s, u) (g_f left free, as in neuromodulation); one unknown needs explicit rows.
-        xp: Array module for the sensitivity and the solves (numpy, cupy, a Backend or its name); inputs
+        backend: Where the sensitivity and the solves run (as in :func:`condspace.dics.dics`); inputs
             and results stay NumPy arrays on the host.
 
     Returns:
@@ -324,7 +324,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
         ValueError: Malformed shapes, negative/non-finite drawn conductances, bad targets/rows.
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     unknown = _channel_indices(cell, solve_for, "solve_for")
     R = _rows(rows, len(unknown))
     G = _drawn_matrix(cell, g_drawn, unknown, "g_drawn")
@@ -366,7 +366,7 @@ def full_target(cell: CellType | str, target: Any) -> np.ndarray:
 
 
 def spiking_population(cell: CellType | str, n: int, seed: int | None, target: Any = None,
-                       iterations: int = 5, xp: Any = np) -> CompensationResult:
+                       iterations: int = 5, backend: Any = "numpy") -> CompensationResult:
     """A degenerate population built by compensation, following ``cell.population``.
 
     Draws (in this order, from ``numpy.random.default_rng(seed)``): each conductance of
@@ -384,13 +384,13 @@ def spiking_population(cell: CellType | str, n: int, seed: int | None, target: A
         target: (g_f, g_s, g_u), or (g_s, g_u) with g_f from ``population.gf_rule``;
             default ``population.target``.
         iterations: Calcium iterations when a solved channel carries calcium.
-        xp: Array module for the solves (as in :func:`compensate`).
+        backend: Where the solves run (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult` with all n neurons (check ``reachable``).
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     recipe = cell.population
     if recipe is None:
         raise ValueError(f"cell {cell.name!r} declares no population recipe (CellType.population)")
@@ -409,7 +409,7 @@ def spiking_population(cell: CellType | str, n: int, seed: int | None, target: A
     for name, value in cell.fixed.items():
         G[:, cell.index(name)] = value
     G[:, -1] = g_leak
-    res = compensate(cell, G, t, recipe.V_ref, recipe.solve_for, iterations=iterations, xp=xp)
+    res = compensate(cell, G, t, recipe.V_ref, recipe.solve_for, iterations=iterations, backend=xp)
     res.meta.update(seed=seed, target=tuple(t))
     return res
 
@@ -428,7 +428,7 @@ def modulation_pair(cell: CellType | str, g_s: float, g_u: float) -> tuple[str, 
 
 
 def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels: Sequence[str] | None = None,
-             iterations: int = 25, guess: Any = None, xp: Any = np) -> CompensationResult:
+             iterations: int = 25, guess: Any = None, backend: Any = "numpy") -> CompensationResult:
     """Move neurons to a new (g_s, g_u) by re-solving two channels with the slow and ultraslow rows.
 
     g_f is left free and every other conductance keeps its value. A calcium-carrying channel in the
@@ -447,7 +447,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
             calcium).
         guess: ``None`` (declared guess), ``"baseline"`` (current values) or starting values of
             the calcium carriers in the pair (see :func:`compensate`).
-        xp: Array module (as in :func:`compensate`).
+        backend: Where the solves run (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult`; ``meta["pairs"]`` holds the pair used per neuron.
@@ -455,7 +455,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         reason ``"singular"``.
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     G0 = _drawn_matrix(cell, g, (), "g")
     N = G0.shape[0]
     if V is None:

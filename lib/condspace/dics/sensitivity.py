@@ -106,13 +106,14 @@ def _path_weights_calcium(plan: CellPlan, refs: _Refs) -> tuple[Any, Any]:
     return refs.weights(plan.cell.calcium.tau)
 
 
-def timescale_weights(cell: CellType | str, V: Any, xp: Any = np) -> dict[str, tuple[Any, Any]]:
+def timescale_weights(cell: CellType | str, V: Any, backend: Any = "numpy") -> dict[str, tuple[Any, Any]]:
     """The weights (w_fs, w_su) of every feedback path of a cell at V.
 
     Args:
         cell: Cell type or its registry name.
         V: Membrane potential(s) (mV), any shape.
-        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
+        backend: ``"numpy"`` (default), ``"cupy"``, ``"auto"``, a Backend, or the array module of
+            arrays already on a device (see :func:`condspace.backend.array_module`).
 
     Returns:
         ``"<channel>.<gate>"`` → (w_fs, w_su), each broadcastable to V's shape; calcium paths of
@@ -120,7 +121,7 @@ def timescale_weights(cell: CellType | str, V: Any, xp: Any = np) -> dict[str, t
         row weights of a path are w_fs, w_su − w_fs and 1 − w_su.
     """
     plan = cell_plan(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     V = xp.asarray(V, dtype=float)
     refs = _Refs(xp, plan, V)
     out = {}
@@ -240,7 +241,7 @@ def _conductances(plan: CellPlan, g: Any, xp: Any, arg: str = "g") -> Any:
     return arr
 
 
-def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = True, xp: Any = np) -> Any:
+def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = True, backend: Any = "numpy") -> Any:
     """The DIC sensitivity matrix S(V) of Drion et al. 2015, derived from the cell declaration.
 
     Args:
@@ -252,7 +253,8 @@ def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = T
             calcium-dependent channels (their column depends on ḡ of the calcium carriers).
         normalize: Divide by g_leak, so that S·ḡ is in multiples of g_leak (the convention
             everywhere in the literature); ``False`` gives S per unit ḡ (dimensionless).
-        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
+        backend: ``"numpy"`` (default), ``"cupy"``, ``"auto"``, a Backend, or the array module of
+            arrays already on a device (see :func:`condspace.backend.array_module`).
 
     Returns:
         S with shape V.shape + (3, n_channels) (rows fast, slow, ultraslow; columns in
@@ -263,7 +265,7 @@ def sensitivity(cell: CellType | str, V: Any, g: Any = None, normalize: bool = T
         ValueError: ``normalize`` or calcium dependence without ``g``; malformed ``g``.
     """
     plan = cell_plan(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     V = xp.asarray(V, dtype=float)
     if g is None:
         if normalize:
@@ -294,7 +296,7 @@ def _stack(xp: Any, cols: list[tuple[Any, Any, Any]], shape: tuple[int, ...]) ->
     return out
 
 
-def dics(cell: CellType | str, g: Any, V: Any, normalize: bool = True, xp: Any = np,
+def dics(cell: CellType | str, g: Any, V: Any, normalize: bool = True, backend: Any = "numpy",
          chunk: int = 1 << 15) -> Any:
     """Dynamic input conductances (g_f, g_s, g_u) = S(V)·ḡ of many neurons.
 
@@ -304,14 +306,15 @@ def dics(cell: CellType | str, g: Any, V: Any, normalize: bool = True, xp: Any =
         V: Voltage(s) (mV): a scalar, (N,) (one per neuron) or any shape broadcastable with (N,)
             (the neuron axis is the last axis, NumPy broadcasting: (M, 1) gives an M × N grid).
         normalize: Divide by g_leak (default; multiples of g_leak, g_f includes +1 from the leak).
-        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
+        backend: ``"numpy"`` (default), ``"cupy"``, ``"auto"``, a Backend, or the array module of
+            arrays already on a device (see :func:`condspace.backend.array_module`).
         chunk: Neurons per vectorised batch (bounds the memory of the temporaries).
 
     Returns:
         Array of shape broadcast(V.shape, (N,)) + (3,): g_f, g_s, g_u.
     """
     plan = cell_plan(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     G = _conductances(plan, g, xp)
     N = G.shape[0]
     V = xp.asarray(V, dtype=float)

@@ -240,7 +240,7 @@ def _refine(plan: CellPlan, xp: Any, G: Any, a: Any, b: Any, fa: Any, fb: Any, t
 
 
 def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: float = SCAN_STOP,
-              step: float = SCAN_STEP, tol: float = BISECT_TOL, xp: Any = np, chunk: int | None = None,
+              step: float = SCAN_STEP, tol: float = BISECT_TOL, backend: Any = "numpy", chunk: int | None = None,
               workers: int | None = None) -> Any:
     """Threshold voltage V_th of many neurons (Drion et al. 2015).
 
@@ -259,7 +259,8 @@ def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: 
         stop: Upper end of the scan (mV); see :data:`SCAN_STOP`.
         step: Grid spacing (mV); see :data:`SCAN_STEP`.
         tol: Width of the final bracket (mV).
-        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
+        backend: ``"numpy"`` (default), ``"cupy"``, ``"auto"``, a Backend, or the array module of
+            arrays already on a device (see :func:`condspace.backend.array_module`).
         chunk: Neurons scanned together; default 32,768 with NumPy, 2^20 on a GPU (fewer, larger launches).
         workers: NumPy only: processes scanning chunks side by side (identical results); ``None``:
             ``$CONDSPACE_WORKERS`` if set, else every available core from
@@ -269,7 +270,7 @@ def threshold(cell: CellType | str, g: Any, *, start: float = SCAN_START, stop: 
         (N,) V_th in mV; NaN where g_in has no positive-to-non-positive crossing on the grid.
     """
     plan = cell_plan(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     G = _conductances(plan, g, xp)
     scan = _Scan(plan, xp, start, stop, step, tol)
     out = xp.full(G.shape[0], xp.nan)
@@ -320,14 +321,15 @@ def _over_chunks(xp: Any, n: int, chunk: int | None, workers: int | None, job: A
     return run_chunks(job, [(a, min(n, a + chunk)) for a in range(0, n, chunk)], workers)
 
 
-def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, *, chunk: int | None = None,
+def dics_at_threshold(cell: CellType | str, g: Any, backend: Any = "numpy", *, chunk: int | None = None,
                       workers: int | None = None, **threshold_kw: Any) -> Any:
     """V_th and the DICs there, for many neurons.
 
     Args:
         cell: Cell type or registry name.
         g: Maximal conductances (mS/cm²), (N, n_channels).
-        xp: Array module (numpy, cupy), Backend or backend name (see :func:`array_module`).
+        backend: ``"numpy"`` (default), ``"cupy"``, ``"auto"``, a Backend, or the array module of
+            arrays already on a device (see :func:`condspace.backend.array_module`).
         chunk: Neurons per batch (see :func:`threshold`).
         workers: Worker processes (NumPy; see :func:`threshold`).
         **threshold_kw: Scan grid and tolerance, passed to :func:`threshold` (``start``, ``stop``,
@@ -340,7 +342,7 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, *, chunk: int 
     import pandas as pd  # noqa: PLC0415  (only this convenience needs pandas)
 
     plan = cell_plan(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     G = _conductances(plan, g, xp)
     kw = {"start": SCAN_START, "stop": SCAN_STOP, "step": SCAN_STEP, "tol": BISECT_TOL, **threshold_kw}
     unknown = set(kw) - {"start", "stop", "step", "tol"}
@@ -353,7 +355,7 @@ def dics_at_threshold(cell: CellType | str, g: Any, xp: Any = np, *, chunk: int 
         d = xp.full((b - a, 3), xp.nan)
         ok = xp.nonzero(xp.isfinite(vth))[0]
         if ok.shape[0]:
-            d[ok] = dics(plan.cell, G[a:b][ok], vth[ok], xp=xp, chunk=max(1, b - a))  # the chunk is the batch
+            d[ok] = dics(plan.cell, G[a:b][ok], vth[ok], backend=xp, chunk=max(1, b - a))  # the chunk is the batch
         return vth, d
 
     vth, d = xp.full(G.shape[0], xp.nan), xp.full((G.shape[0], 3), xp.nan)
