@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from condspace import _checks
 from condspace import cells as _cells
 from condspace.backend import array_module
 from condspace.channels import CellType
@@ -134,47 +135,9 @@ def _rows(rows: Any, k: int) -> tuple[int, ...]:
 
 
 def _drawn_matrix(cell: CellType, g: Any, unknown: tuple[int, ...], arg: str) -> np.ndarray:
-    """(N, n) float array; unknown columns may hold anything (NaN), the others are checked."""
-    n = cell.n_channels
-    if isinstance(g, Mapping) or hasattr(g, "columns"):
-        cols = {}
-        for key in (g.columns if hasattr(g, "columns") else g.keys()):
-            j = cell.index(str(key))
-            cols[j] = np.atleast_1d(np.asarray(g[key], dtype=float))
-        for name, val in cell.fixed.items():
-            cols.setdefault(cell.index(name), np.atleast_1d(np.asarray(val, dtype=float)))
-        missing = [cell.conductance_names[j] for j in range(n) if j not in cols and j not in unknown]
-        if missing:
-            raise ValueError(f"{arg}: missing drawn conductances {missing} for cell {cell.name!r}")
-        N = max(len(c) for c in cols.values())
-        arr = np.full((N, n), np.nan)
-        for j, c in cols.items():
-            try:
-                arr[:, j] = np.broadcast_to(c, (N,))
-            except ValueError:
-                raise ValueError(f"{arg}: conductance columns have different lengths") from None
-    else:
-        arr = np.array(g, dtype=float, copy=True)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != n:
-            raise ValueError(f"{arg}: expected shape (N, {n}) with columns {cell.conductance_names} "
-                             f"(unknown columns may be NaN), got shape {np.shape(g)}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{arg}: no neurons (N = 0)")
-    drawn = [j for j in range(n) if j not in unknown]
-    sub = arr[:, drawn]
-    if not np.isfinite(sub).all():
-        r, c = np.argwhere(~np.isfinite(sub))[0]
-        raise ValueError(f"{arg}: drawn conductance {cell.conductance_names[drawn[c]]} of neuron {r} is "
-                         f"{sub[r, c]}; drawn conductances must be finite")
-    if (sub < 0).any():
-        r, c = np.argwhere(sub < 0)[0]
-        raise ValueError(f"{arg}: {cell.conductance_names[drawn[c]]} of neuron {r} is {sub[r, c]} < 0; "
-                         "maximal conductances must be non-negative")
-    if (arr[:, -1] <= 0).any():
-        raise ValueError(f"{arg}: g_leak must be > 0 (DICs are in multiples of g_leak)")
-    return arr
+    """(N, n) float array, a copy; unknown columns may hold anything (NaN), the drawn ones are
+    checked by the one conductance validator (:func:`condspace._checks.conductances`)."""
+    return np.array(_checks.conductances(cell, g, arg, unknown=unknown), dtype=float, copy=True)
 
 
 def _per_neuron(value: Any, N: int, width: int | None, arg: str) -> np.ndarray:
