@@ -1,7 +1,7 @@
 """V_th and DICs at V_th of 10^6 STG conductance vectors on the GPU (CuPy) against NumPy, same process.
 
-Both backends run the same code (:func:`condspace.dics.dics_at_threshold` with ``xp=cupy`` or
-numpy) on the same conductance vectors: a compensated spiking population and uniform draws from
+Both backends run the same code (:func:`condspace.dics.dics_at_threshold` with ``backend="cupy"`` or
+``"numpy"``) on the same conductance vectors: a compensated spiking population and uniform draws from
 the literature box. The GPU time includes the copy of the results back to the host (the function
 returns a pandas table), so it is synchronous. Prints a markdown table headed by the GPU's name,
 with the largest difference between the two backends' V_th; without a GPU it says so and exits 0.
@@ -55,9 +55,9 @@ def main() -> int:
               f"{int(np.isfinite(ref['V_th']).sum())} |", flush=True)
         Gd = cupy.asarray(G)
         for chunk in args.chunks:
-            dics_at_threshold(STG, Gd[:1000], xp=cupy, chunk=chunk)  # compile the elementwise kernels
+            dics_at_threshold(STG, Gd[:1000], backend="cupy", chunk=chunk)  # compile the elementwise kernels
             cupy.cuda.Device().synchronize()
-            got, t = timed(lambda Gd=Gd, chunk=chunk: dics_at_threshold(STG, Gd, xp=cupy, chunk=chunk))
+            got, t = timed(lambda Gd=Gd, chunk=chunk: dics_at_threshold(STG, Gd, backend="cupy", chunk=chunk))
             a, b = ref["V_th"].to_numpy(), got["V_th"].to_numpy()
             both = np.isfinite(a) & np.isfinite(b)
             diff = float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")

@@ -333,7 +333,7 @@ def test_toy_cell_reachability_map_uses_its_ranges(monkeypatch):
         seen.update(kw)
         return simulate(cell, g, **kw)
 
-    monkeypatch.setattr(nm, "simulate", spy)
+    monkeypatch.setattr(nm.validation, "simulate", spy)  # where validate looks it up
     d = np.asarray(dics.dics(TOY, G, -60.0))
     start = (float(np.median(d[:, 1])), float(np.median(d[:, 2])))
     moved = nm.modulate_along(TOY, G[:8], nm.path(start, (start[0] - 0.5, start[1]), 3), ("CaS", "KS"), V=-60.0)

@@ -238,10 +238,10 @@ def test_shapes_and_broadcasting():
     assert sensitivity(STG, -51.0, named).shape == (3, 8)
     assert sensitivity(STG, -51.0, {k: [v, v] for k, v in named.items()}).shape == (2, 3, 8)
     assert sensitivity(STG, -51.0, G[:1]).shape == (1, 3, 8)
-    # the array module may be named or given as a Backend
+    # the backend may be named or given as a Backend
     from condspace.backend import resolve
 
-    np.testing.assert_array_equal(dics(STG, G, -51.0, xp="numpy"), dics(STG, G, -51.0, xp=resolve("numpy")))
+    np.testing.assert_array_equal(dics(STG, G, -51.0, backend="numpy"), dics(STG, G, -51.0, backend=resolve("numpy")))
     # small chunks give the same answer
     np.testing.assert_array_equal(dics(STG, G, -51.0, chunk=1), dics(STG, G, -51.0))
 
@@ -261,8 +261,8 @@ def test_bad_inputs_raise_clear_errors():
         dics(STG, {"Nav": 1.0}, -51.0)
     with pytest.raises(ValueError, match="does not broadcast with the 3 neurons"):
         dics(STG, np.stack([G_STG] * 3), np.zeros(2))
-    with pytest.raises(ValueError, match="xp: expected an array module"):
-        dics(STG, G_STG, -51.0, xp=3)
+    with pytest.raises(ValueError, match="backend: expected 'numpy', 'cupy', 'auto'.* got 3"):
+        dics(STG, G_STG, -51.0, backend=3)
     with pytest.raises(ValueError, match="need step > 0"):
         threshold(STG, G_STG, step=0.0)
     bad = dataclasses.replace(STG, name="bad", dic_reference={"fast": ("Nav", "m"), "slow": ("Kd", "m"),
@@ -349,7 +349,7 @@ def test_cupy_matches_numpy():
 
     G = np.array([list(STG.example(label).values()) for label in PUBLISHED_STG])
     ref = dics_at_threshold(STG, G)
-    got = dics_at_threshold(STG, cupy.asarray(G), xp=cupy)
+    got = dics_at_threshold(STG, cupy.asarray(G), backend=cupy)
     np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-9)
-    np.testing.assert_allclose(cupy.asnumpy(sensitivity(STG, -51.0, cupy.asarray(G_STG), xp=cupy)),
+    np.testing.assert_allclose(cupy.asnumpy(sensitivity(STG, -51.0, cupy.asarray(G_STG), backend=cupy)),
                                sensitivity(STG, -51.0, G_STG), rtol=1e-12)

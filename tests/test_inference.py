@@ -319,7 +319,8 @@ def test_training_reports_its_epochs_to_a_shared_counter():
     counter = multiprocessing.get_context("fork").RawValue("i", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # any warning fails the test
-        result = inference._train_flow(theta, toy_simulate(theta, seed=6), TOY_PRIOR, settings, 0, False, counter)
+        x = toy_simulate(theta, seed=6)
+        result = inference.training._train_flow(theta, x, TOY_PRIOR, settings, 0, False, counter)
     assert counter.value == result["epochs"] > 0
     assert result["reached_max_epochs"] is True
 
@@ -477,7 +478,7 @@ def test_malformed_recordings_are_rejected(tmp_path):
     bad.write_text('ID,spiking_times\n1,"[3000.0, 2990.0, 3100.0]"\n')
     with pytest.raises(ValueError, match="increasing"):
         recordings.load_csv(bad)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="train 0 contains NaN or infinite"):
         inference.summary_features([np.array([3000.0, np.inf, 3200.0])], 3000.0)
 
 
@@ -585,7 +586,7 @@ def test_posterior_cache_follows_the_estimator_code(tmp_path, monkeypatch):
     again, _ = inference.trained_posterior("stg", 120, **kw)
     assert not first.info["cached"] and again.info["cached"]
     assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 1
-    monkeypatch.setattr(inference, "estimator_code_hash", lambda: "edited-estimator")
+    monkeypatch.setattr(inference.training, "estimator_code_hash", lambda: "edited-estimator")
     edited, _ = inference.trained_posterior("stg", 120, **kw)
     assert not edited.info["cached"] and edited.info["key"] != first.info["key"]
     assert len(list(tmp_path.glob("posterior_stg_*.pt"))) == 2

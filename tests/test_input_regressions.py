@@ -126,9 +126,10 @@ def test_03_a_one_byte_change_anywhere_in_a_posterior_is_detected_and_rebuilt(tm
     # In the cache: a damaged file is reported by name and rebuilt.
     fake_ts = inference.TrainingSet(post.prior.sample(50, 0), np.zeros((50, 2)), np.ones(50, bool),
                                     np.full(50, "spiking"), "k" * 64, {"n": 50})
-    monkeypatch.setattr(inference, "training_set", lambda *a, **k: fake_ts)
+    # trained_posterior looks both up in the module that defines it (condspace.inference.training).
+    monkeypatch.setattr(inference.training, "training_set", lambda *a, **k: fake_ts)
     trained = []
-    monkeypatch.setattr(inference, "train", lambda *a, **k: trained.append(1) or post)
+    monkeypatch.setattr(inference.training, "train", lambda *a, **k: trained.append(1) or post)
     kw = {"settings": inference.EstimatorSettings(class_restriction=False), "cache_dir": tmp_path}
     inference.trained_posterior("stg", 50, **kw)
     cached = next(tmp_path.glob("posterior_stg_*.pt"))

@@ -80,6 +80,9 @@ def test_converged_modulation_is_the_plain_iterations_fixed_point():
 def test_same_result_as_populations_modulate(stg_pop):
     """Per target, modulate_along reproduces condspace.populations.modulate (same guess, same passes).
 
+    Both solve with condspace.subsets.solve (tests/test_subsets.py); they differ in how they build
+    the system (normalised S here, un-normalised columns there), hence the rounding-level rtol.
+
     Where a calcium carrier comes out negative the two differ on purpose (this module evaluates
     the KCa column of a negative iterate at ḡ = 0, populations at the negative value): both call
     those neurons unreachable.
@@ -244,7 +247,7 @@ def test_dependent_columns_match_the_dic_engine():
     rng = np.random.default_rng(3)
     G = np.tile(STG_NEURON, (6, 1))
     G[:, 2], G[:, 3] = rng.uniform(0, 15, 6), rng.uniform(0, 60, 6)
-    cols = nm._dependent_columns(STG, -51.0, {2: G[:, 2], 3: G[:, 3]})
+    cols = nm.system._dependent_columns(STG, -51.0, {2: G[:, 2], 3: G[:, 3]})
     S = dics.sensitivity(STG, -51.0, G, normalize=False)
     np.testing.assert_allclose(np.stack(cols[4], axis=-1), S[:, :, 4], rtol=1e-12)
 

@@ -182,7 +182,7 @@ def _rows_to_columns(rows: Sequence[Any], name: str) -> dict[str, list]:
     return {k: [row[k] for row in rows] for k in keys}
 
 
-def conductances(cell: Any, g: Any, name: str = "g") -> np.ndarray:
+def conductances(cell: Any, g: Any, name: str = "g", unknown: Sequence[int] = ()) -> np.ndarray:
     """Conductances as an (N, n_channels) float64 array in ``cell.conductance_names`` order.
 
     Args:
@@ -191,12 +191,16 @@ def conductances(cell: Any, g: Any, name: str = "g") -> np.ndarray:
             optional; ``cell.fixed`` conductances may be omitted), a list of such mappings with
             the same keys in every row, or a pandas DataFrame with those columns.
         name: The argument's name in messages.
+        unknown: Column indices still to be solved for (compensation): they may be missing from a
+            mapping (then NaN) and hold anything; the others are the *drawn* conductances, checked.
 
     Raises:
         ValueError: Wrong shape, unknown or missing names (the row named for a list of
             mappings), bools or text, negative, NaN or infinite values, g_leak ≤ 0.
     """
     names = cell.conductance_names
+    drawn = [j for j in range(len(names)) if j not in unknown]
+    what = "drawn conductance " if unknown else ""
     if hasattr(g, "columns") and hasattr(g, "to_dict"):  # pandas DataFrame
         g = {c: g[c].to_numpy() for c in g.columns}
     if isinstance(g, Sequence) and not isinstance(g, str) and len(g) and isinstance(g[0], Mapping):
@@ -210,14 +214,14 @@ def conductances(cell: Any, g: Any, name: str = "g") -> np.ndarray:
             cols[key_name] = np.atleast_1d(number_array(val, f"{name}[{key!r}]"))
         for fixed, value in cell.fixed.items():
             cols.setdefault(fixed, np.atleast_1d(value))
-        missing = [n for n in names if n not in cols]
+        missing = [names[j] for j in drawn if names[j] not in cols]
         if missing:
-            raise ValueError(f"{name}: missing conductances {missing} for cell {cell.name!r}")
+            raise ValueError(f"{name}: missing {what or 'conductance'}s {missing} for cell {cell.name!r}")
         if any(c.ndim != 1 for c in cols.values()):
             raise ValueError(f"{name}: every conductance must be a number or a 1-D array of numbers")
         n = max(len(c) for c in cols.values())
         try:
-            arr = np.stack([np.broadcast_to(cols[nm], (n,)) for nm in names], axis=1)
+            arr = np.stack([np.broadcast_to(cols.get(nm, np.nan), (n,)) for nm in names], axis=1)
         except ValueError:
             raise ValueError(f"{name}: the conductance columns have different lengths") from None
     else:
@@ -229,16 +233,17 @@ def conductances(cell: Any, g: Any, name: str = "g") -> np.ndarray:
                              f"{cell.name!r}, got shape {np.shape(g)}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: no neurons (N = 0)")
-    bad = ~np.isfinite(arr)
+    checked = arr[:, drawn]
+    bad = ~np.isfinite(checked)
     if bad.any():
         r, c = np.argwhere(bad)[0]
-        raise ValueError(f"{name}: {names[c]} of neuron {r} is {arr[r, c]}; conductances must be finite "
-                         f"({int(bad.sum())} non-finite entries)")
-    neg = arr < 0
+        raise ValueError(f"{name}: {what}{names[drawn[c]]} of neuron {r} is {checked[r, c]}; conductances must be "
+                         f"finite ({int(bad.sum())} non-finite entries)")
+    neg = checked < 0
     if neg.any():
         r, c = np.argwhere(neg)[0]
-        raise ValueError(f"{name}: {names[c]} of neuron {r} is {arr[r, c]} < 0; maximal conductances must be "
-                         f"non-negative ({int(neg.sum())} negative entries)")
+        raise ValueError(f"{name}: {names[drawn[c]]} of neuron {r} is {checked[r, c]} < 0; maximal conductances must "
+                         f"be non-negative ({int(neg.sum())} negative entries)")
     if np.any(arr[:, -1] <= 0):
         r = int(np.argmax(arr[:, -1] <= 0))
         raise ValueError(f"{name}: g_leak of neuron {r} is {arr[r, -1]}; the leak must be > 0 (it sets the rest)")

@@ -23,9 +23,17 @@ import numpy as np
 
 from condspace._codegen import KERNEL_PARAMS, KernelSource, generate
 from condspace._engine import SPIKE_REARM
+from condspace._results import (
+    CHECK_EVERY,
+    SimulationResult,
+    _Noise,
+    _progress_bar,
+    _split_spikes,
+    empty_outputs,
+    voltage_traces,
+)
 from condspace.backend import Backend
 from condspace.channels import CellType
-from condspace.simulate import CHECK_EVERY, SimulationResult, _Noise, _progress_bar, _split_spikes
 
 STEPS_PER_LAUNCH = 10_000
 """Time steps per kernel launch (without noise): long enough that launches cost nothing."""
@@ -128,11 +136,7 @@ def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps:
         progress = n * n_steps > 1.5e8 and not os.environ.get("CONDSPACE_QUIET")
     bar = _progress_bar(progress, n * n_steps, cell.name)
     t0 = time.perf_counter()
-    spikes: list[np.ndarray] = [np.empty(0)] * n
-    ok = np.ones(n, dtype=bool)
-    trace_store = None
-    if rec is not None:
-        trace_store = np.empty((len(rec[0]), n_steps // rec[1] + 1))
+    spikes, ok, trace_store = empty_outputs(n, n_steps, rec)
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         noise = _Noise(noise_std, dt, seed, start, stop - start) if noise_std > 0 else None
@@ -146,9 +150,7 @@ def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps:
         ok[start:stop] = ok_c
     if bar is not None:
         bar.close()
-    traces = None
-    if rec is not None:
-        traces = {"t": np.arange(trace_store.shape[1]) * rec[1] * dt, "V": trace_store, "neurons": rec[0]}
+    traces = voltage_traces(trace_store, rec, dt)
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": dtype, "method": "exact",
             "n_neurons": n, "noise_std": noise_std, "seed": seed, "wall_s": time.perf_counter() - t0,

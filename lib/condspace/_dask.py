@@ -3,7 +3,7 @@
 Dask is an optional dependency (``pip install -e .[dask]``), imported only here and only when a
 ``client`` is passed. Each chunk of the population becomes one task that carries only its own
 rows of conductances and current; the worker integrates it with the same engine, the same noise
-streams (seeded by the seed and the neuron index, :class:`condspace.simulate._Noise`) and one
+streams (seeded by the seed and the neuron index, :class:`condspace._results._Noise`) and one
 thread, so the result is identical to a local run, bit for bit, whatever the cluster.
 
 A built-in cell travels as its name (the worker imports condspace and finds it); any other cell

@@ -12,7 +12,7 @@ Compilation cache: Numba caches compiled functions next to their source file, so
 written (atomically, named by its hash) under :func:`cache_dir`; a second process that
 generates the same source imports the same file and loads the machine code instead of compiling.
 
-Noise is drawn by :class:`condspace.simulate._Noise` on the host, the very streams the NumPy
+Noise is drawn by :class:`condspace._results._Noise` on the host, the very streams the NumPy
 engine uses, and handed to the kernel block by block: a neuron's noise depends only on the seed
 and its index, never on the number of threads or the chunking.
 """
@@ -32,6 +32,7 @@ import numpy as np
 
 from condspace._codegen import NUMBA_KERNELS, NumbaSource, generate_numba
 from condspace._engine import SPIKE_REARM
+from condspace._results import _split_spikes
 from condspace.channels import CellType
 
 STEPS_PER_LAUNCH = 20_000
@@ -157,7 +158,7 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
         cur: (n,) applied current (µA/cm²).
         n_steps: Number of time steps.
         transient: Spikes before this time (ms) are not kept.
-        noise: A :class:`condspace.simulate._Noise` for this chunk, or None.
+        noise: A :class:`condspace._results._Noise` for this chunk, or None.
         rec: ``(rows of trace_store, neuron indices in the chunk, steps between samples)`` or None.
         trace_store: (n_rec, samples) array the recorded voltages are written to (mV).
         bar: Progress bar or None.
@@ -166,7 +167,6 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
     Returns:
         (one spike-time array per neuron, (n,) ok flags).
     """
-    from condspace.simulate import _split_spikes  # noqa: PLC0415  (imports this module's caller)
 
     fn = kernel(src, threads)
     if threads > 1:

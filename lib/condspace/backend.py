@@ -110,3 +110,24 @@ def resolve(backend: str | Backend = "auto", dtype: str = "float64") -> Backend:
     _buildrecord.note("backend", chosen.name, append=True)
     _buildrecord.note("device", chosen.device, append=True)
     return chosen
+
+
+def array_module(backend: Any = "numpy") -> Any:
+    """The array module of a public function's ``backend=`` argument.
+
+    Args:
+        backend: A backend name (``"numpy"``/``"cpu"``, ``"cupy"``/``"gpu"``, ``"auto"``: resolved by
+            :func:`resolve`; ``"numpy"`` directly, without probing for a device), a :class:`Backend`,
+            or an array module (numpy, cupy), which is how the library passes it along internally.
+
+    Raises:
+        ValueError: Anything else; the message names the argument and what it accepts.
+    """
+    if isinstance(backend, Backend):
+        return backend.xp
+    if isinstance(backend, str):
+        return np if backend.lower() in ("numpy", "cpu") else resolve(backend).xp
+    if not hasattr(backend, "asarray"):
+        raise ValueError(f"backend: expected 'numpy', 'cupy', 'auto', a Backend or an array module (numpy, cupy), "
+                         f"got {backend!r}")
+    return backend

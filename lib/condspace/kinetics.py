@@ -21,12 +21,14 @@ class GateSlot:
     Attributes:
         channel: Index of the channel in ``cell.channels``.
         gate: The declared :class:`Gate` or :class:`KineticScheme`.
+        label: ``"channel.gate"`` (e.g. ``"Na.m"``), the key of timescale weights.
         kind: ``"hh"`` (τ(V), x∞(V)), ``"calcium"`` (x∞ depends on [Ca]), ``"instant"``
             (no τ) or ``"scheme"`` (kinetic scheme).
     """
 
     channel: int
     gate: Gate | KineticScheme
+    label: str = ""  # "Na.m": channel name and gate name
 
     @property
     def kind(self) -> str:
@@ -44,7 +46,7 @@ class GateSlot:
 
 def gate_slots(cell: CellType) -> tuple[GateSlot, ...]:
     """Every gating factor of the cell, in channel order then declaration order."""
-    return tuple(GateSlot(ci, g) for ci, ch in enumerate(cell.channels) for g in ch.gates)
+    return tuple(GateSlot(ci, g, f"{ch.name}.{g.name}") for ci, ch in enumerate(cell.channels) for g in ch.gates)
 
 
 def scheme_steady_state(xp: Any, scheme: KineticScheme, V: Any) -> dict[str, Any]:

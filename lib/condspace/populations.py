@@ -25,16 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from condspace import _checks
 from condspace import cells as _cells
+from condspace.backend import array_module
 from condspace.channels import CellType
-from condspace.dics import ROWS, _columns, _plan, array_module
-
-SINGULAR_RTOL = 1e-10
-"""A system is singular when |det A| ≤ SINGULAR_RTOL · Π_j ‖A[:, j]‖ (Hadamard's bound: the ratio is
-1 for orthogonal columns and 0 for dependent ones, whatever the scale of each channel's column)."""
-
-REASONS = ("", "singular", "non-finite", "negative")
-"""Reason codes per neuron: reachable, singular system, NaN/inf solution, negative conductance."""
+from condspace.dics import sensitivity_columns
+from condspace.plan import ROWS, cell_plan
+from condspace.subsets import REASONS, outcome, solve
+from condspace.subsets import SINGULAR_RTOL as SINGULAR_RTOL  # the one singularity test, kept under its old name
 
 _ROW_INDEX = {"f": 0, "s": 1, "u": 2, "fast": 0, "slow": 1, "ultraslow": 2, "g_f": 0, "g_s": 1, "g_u": 2}
 
@@ -137,47 +135,9 @@ def _rows(rows: Any, k: int) -> tuple[int, ...]:
 
 
 def _drawn_matrix(cell: CellType, g: Any, unknown: tuple[int, ...], arg: str) -> np.ndarray:
-    """(N, n) float array; unknown columns may hold anything (NaN), the others are checked."""
-    n = cell.n_channels
-    if isinstance(g, Mapping) or hasattr(g, "columns"):
-        cols = {}
-        for key in (g.columns if hasattr(g, "columns") else g.keys()):
-            j = cell.index(str(key))
-            cols[j] = np.atleast_1d(np.asarray(g[key], dtype=float))
-        for name, val in cell.fixed.items():
-            cols.setdefault(cell.index(name), np.atleast_1d(np.asarray(val, dtype=float)))
-        missing = [cell.conductance_names[j] for j in range(n) if j not in cols and j not in unknown]
-        if missing:
-            raise ValueError(f"{arg}: missing drawn conductances {missing} for cell {cell.name!r}")
-        N = max(len(c) for c in cols.values())
-        arr = np.full((N, n), np.nan)
-        for j, c in cols.items():
-            try:
-                arr[:, j] = np.broadcast_to(c, (N,))
-            except ValueError:
-                raise ValueError(f"{arg}: conductance columns have different lengths") from None
-    else:
-        arr = np.array(g, dtype=float, copy=True)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != n:
-            raise ValueError(f"{arg}: expected shape (N, {n}) with columns {cell.conductance_names} "
-                             f"(unknown columns may be NaN), got shape {np.shape(g)}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"{arg}: no neurons (N = 0)")
-    drawn = [j for j in range(n) if j not in unknown]
-    sub = arr[:, drawn]
-    if not np.isfinite(sub).all():
-        r, c = np.argwhere(~np.isfinite(sub))[0]
-        raise ValueError(f"{arg}: drawn conductance {cell.conductance_names[drawn[c]]} of neuron {r} is "
-                         f"{sub[r, c]}; drawn conductances must be finite")
-    if (sub < 0).any():
-        r, c = np.argwhere(sub < 0)[0]
-        raise ValueError(f"{arg}: {cell.conductance_names[drawn[c]]} of neuron {r} is {sub[r, c]} < 0; "
-                         "maximal conductances must be non-negative")
-    if (arr[:, -1] <= 0).any():
-        raise ValueError(f"{arg}: g_leak must be > 0 (DICs are in multiples of g_leak)")
-    return arr
+    """(N, n) float array, a copy; unknown columns may hold anything (NaN), the drawn ones are
+    checked by the one conductance validator (:func:`condspace._checks.conductances`)."""
+    return np.array(_checks.conductances(cell, g, arg, unknown=unknown), dtype=float, copy=True)
 
 
 def _per_neuron(value: Any, N: int, width: int | None, arg: str) -> np.ndarray:
@@ -214,58 +174,9 @@ def _targets(targets: Any, rows: tuple[int, ...], N: int) -> np.ndarray:
 
 
 # ----- the batched solve --------------------------------------------------------------------------
-def _det(M: list[list[Any]]) -> Any:
-    """Determinant of a k × k matrix (k ≤ 3) whose entries are scalars or arrays (elementwise)."""
-    if len(M) == 1:
-        return M[0][0]
-    if len(M) == 2:
-        return M[0][0] * M[1][1] - M[0][1] * M[1][0]
-    return (M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1])
-            - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0])
-            + M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]))
-
-
-def _solve_small(xp: Any, A: list[list[Any]], b: list[Any], shape: tuple[int, ...]) -> tuple[list[Any], Any]:
-    """Solve A x = b for a batch of k × k systems (k ≤ 3), elementwise, flagging singular ones.
-
-    Cramer's rule on column-equilibrated matrices: many millions of 2 × 2 or 3 × 3 systems are
-    solved by a few dozen array operations instead of one LAPACK call per system. Near-singular
-    systems, where the rule would lose accuracy, are exactly those flagged by the Hadamard test.
-
-    Args:
-        xp: Array module.
-        A: k × k nested list of scalars or arrays broadcastable to ``shape`` (row-major).
-        b: k right-hand sides, arrays of ``shape``.
-        shape: Batch shape (N,).
-
-    Returns:
-        (k solutions of ``shape``, NaN where singular; singular mask of ``shape``).
-    """
-    k = len(b)
-    norms = [xp.sqrt(sum(xp.asarray(A[r][c]) ** 2 for r in range(k))) for c in range(k)]
-    safe = [xp.where(nrm > 0, nrm, 1.0) for nrm in norms]
-    E = [[A[r][c] / safe[c] for c in range(k)] for r in range(k)]  # unit columns (or zero)
-    det = xp.broadcast_to(xp.asarray(_det(E)), shape)
-    singular = ~(xp.abs(det) > SINGULAR_RTOL) | ~xp.isfinite(det)
-    for nrm in norms:
-        singular = singular | (nrm == 0)
-    den = xp.where(singular, 1.0, det)
-    x = []
-    for c in range(k):
-        Ec = [[b[r] if cc == c else E[r][cc] for cc in range(k)] for r in range(k)]
-        x.append(xp.where(singular, xp.nan, _det(Ec) / den / safe[c]))
-    return x, singular
-
-
 def _classify(G: Any, unknown: tuple[int, ...], singular: Any) -> tuple[np.ndarray, np.ndarray]:
-    sol = G[:, list(unknown)]
-    nonfinite = ~np.isfinite(sol).all(axis=1) & ~singular
-    negative = (sol < 0).any(axis=1) & ~singular & ~nonfinite
-    reason = np.full(G.shape[0], "", dtype=object)
-    reason[singular] = "singular"
-    reason[nonfinite] = "non-finite"
-    reason[negative] = "negative"
-    return reason == "", reason
+    code = outcome(G[:, list(unknown)], singular)
+    return code == 0, np.asarray(REASONS, dtype=object)[code]
 
 
 def _initial_guess(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], carriers: tuple[int, ...],
@@ -302,7 +213,7 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
     Works on un-normalised columns: S_{R,U} ḡ_U = g_leak·g*_R − S_{R,D} ḡ_D. With one voltage for
     all neurons the voltage-only columns are scalars; only calcium-dependent columns are per neuron.
     """
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     N = G.shape[0]
     drawn = [j for j in range(plan.n) if j not in unknown]
     needs_loop = bool(plan.ca_dependent) and any(j in plan.carriers for j in unknown)
@@ -316,13 +227,14 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
     singular = xp.zeros(N, dtype=bool)
 
     def columns(g: Any) -> list[tuple[Any, Any, Any]]:
-        return _columns(plan, xp, Vx, [g[:, j] for j in range(plan.n)])
+        return sensitivity_columns(plan, xp, Vx, [g[:, j] for j in range(plan.n)])
 
     for _ in range(n_solves):
         cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
         A = [[cols[u][r] for u in unknown] for r in rows]
         b = [T[i] - sum(cols[j][r] * Gx[:, j] for j in drawn) for i, r in enumerate(rows)]
-        x, singular = _solve_small(xp, A, b, (N,))
+        x, singular = solve(A, b, xp)
+        singular = xp.broadcast_to(singular, (N,))
         for u, xu in zip(unknown, x, strict=True):
             Gx[:, u] = xu
     cols = columns(xp.where(xp.isfinite(Gx), Gx, 0.0))
@@ -343,7 +255,7 @@ def _compensate(cell: CellType, G: np.ndarray, unknown: tuple[int, ...], rows: t
 
 # ----- public API ----------------------------------------------------------------------------------
 def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_for: Sequence[str],
-               iterations: int = 5, guess: Any = None, rows: Any = None, xp: Any = np) -> CompensationResult:
+               iterations: int = 5, guess: Any = None, rows: Any = None, backend: Any = "numpy") -> CompensationResult:
     """Solve for the unknown conductances that put each neuron's DICs on target at V.
 
     Args:
@@ -364,7 +276,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
             target g_s (STG: ḡ_CaS⁽⁰⁾ = 34.12 − 2.330·g_s*, ḡ_CaT⁽⁰⁾ = 24.6 − 5.14·g_s*).
         rows: Imposed DIC rows R, |R| = number of unknowns. Default: three unknowns → (f, s, u);
             two → (s, u) (g_f left free, as in neuromodulation); one unknown needs explicit rows.
-        xp: Array module for the sensitivity and the solves (numpy, cupy, a Backend or its name); inputs
+        backend: Where the sensitivity and the solves run (as in :func:`condspace.dics.dics`); inputs
             and results stay NumPy arrays on the host.
 
     Returns:
@@ -375,7 +287,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
         ValueError: Malformed shapes, negative/non-finite drawn conductances, bad targets/rows.
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     unknown = _channel_indices(cell, solve_for, "solve_for")
     R = _rows(rows, len(unknown))
     G = _drawn_matrix(cell, g_drawn, unknown, "g_drawn")
@@ -388,7 +300,7 @@ def compensate(cell: CellType | str, g_drawn: Any, targets: Any, V: Any, solve_f
     T = _targets(targets, R, N)
     if int(iterations) < 0:
         raise ValueError(f"iterations: need a count >= 0, got {iterations}")
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     G[:, list(unknown)] = 0.0
     _initial_guess(cell, G, unknown, plan.carriers if plan.ca_dependent else (), T, guess)
     return _compensate(cell, G, unknown, R, T, Vn, iterations, xp)
@@ -417,7 +329,7 @@ def full_target(cell: CellType | str, target: Any) -> np.ndarray:
 
 
 def spiking_population(cell: CellType | str, n: int, seed: int | None, target: Any = None,
-                       iterations: int = 5, xp: Any = np) -> CompensationResult:
+                       iterations: int = 5, backend: Any = "numpy") -> CompensationResult:
     """A degenerate population built by compensation, following ``cell.population``.
 
     Draws (in this order, from ``numpy.random.default_rng(seed)``): each conductance of
@@ -435,13 +347,13 @@ def spiking_population(cell: CellType | str, n: int, seed: int | None, target: A
         target: (g_f, g_s, g_u), or (g_s, g_u) with g_f from ``population.gf_rule``;
             default ``population.target``.
         iterations: Calcium iterations when a solved channel carries calcium.
-        xp: Array module for the solves (as in :func:`compensate`).
+        backend: Where the solves run (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult` with all n neurons (check ``reachable``).
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     recipe = cell.population
     if recipe is None:
         raise ValueError(f"cell {cell.name!r} declares no population recipe (CellType.population)")
@@ -460,7 +372,7 @@ def spiking_population(cell: CellType | str, n: int, seed: int | None, target: A
     for name, value in cell.fixed.items():
         G[:, cell.index(name)] = value
     G[:, -1] = g_leak
-    res = compensate(cell, G, t, recipe.V_ref, recipe.solve_for, iterations=iterations, xp=xp)
+    res = compensate(cell, G, t, recipe.V_ref, recipe.solve_for, iterations=iterations, backend=xp)
     res.meta.update(seed=seed, target=tuple(t))
     return res
 
@@ -479,7 +391,7 @@ def modulation_pair(cell: CellType | str, g_s: float, g_u: float) -> tuple[str, 
 
 
 def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels: Sequence[str] | None = None,
-             iterations: int = 25, guess: Any = None, xp: Any = np) -> CompensationResult:
+             iterations: int = 25, guess: Any = None, backend: Any = "numpy") -> CompensationResult:
     """Move neurons to a new (g_s, g_u) by re-solving two channels with the slow and ultraslow rows.
 
     g_f is left free and every other conductance keeps its value. A calcium-carrying channel in the
@@ -498,7 +410,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
             calcium).
         guess: ``None`` (declared guess), ``"baseline"`` (current values) or starting values of
             the calcium carriers in the pair (see :func:`compensate`).
-        xp: Array module (as in :func:`compensate`).
+        backend: Where the solves run (as in :func:`compensate`).
 
     Returns:
         A :class:`CompensationResult`; ``meta["pairs"]`` holds the pair used per neuron.
@@ -506,7 +418,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         reason ``"singular"``.
     """
     cell = _cells.get(cell)
-    xp = array_module(xp)
+    xp = array_module(backend)
     G0 = _drawn_matrix(cell, g, (), "g")
     N = G0.shape[0]
     if V is None:
@@ -523,7 +435,7 @@ def modulate(cell: CellType | str, g: Any, target: Any, V: Any = None, channels:
         pairs[:] = [modulation_pair(cell, s, u) for s, u in tgt]
     if int(iterations) < 0:
         raise ValueError(f"iterations: need a count >= 0, got {iterations}")
-    plan = _plan(cell)
+    plan = cell_plan(cell)
     carriers = plan.carriers if plan.ca_dependent else ()
     out_g = G0.copy()
     reachable = np.zeros(N, dtype=bool)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -28,43 +28,22 @@ from condspace import _checks
 from condspace import cells as _cells
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace._parallel import run_chunks, worker_count
+from condspace._results import (  # noqa: F401  (re-exported: SimulationResult and the noise constants are public here)
+    CHECK_EVERY,
+    NOISE_CUTOFF_HZ,
+    NOISE_GROUP,
+    SimulationResult,
+    _Noise,
+    _progress_bar,
+    _split_spikes,
+    empty_outputs,
+    voltage_traces,
+)
 from condspace.backend import Backend, resolve
 from condspace.channels import CellType
 
 MAX_DT = 1.0  # ms: above this, exponential Euler still runs but spike shapes (≈1 ms) are lost.
-NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md §5: 4th-order Butterworth low-pass at 1 kHz
-NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
-CHECK_EVERY = 200  # steps between checks for numerical blow-ups
 PARALLEL_MIN_WORK = 2e8  # neuron-steps below which worker processes (NumPy engine) cost more than they save
-
-
-@dataclass
-class SimulationResult:
-    """What :func:`simulate` returns.
-
-    Attributes:
-        spike_times: One float array per neuron: spike times (ms, from the start of the
-            simulation) after the transient. Empty for neurons flagged not ``ok``.
-        ok: (N,) bool: False where a state became NaN/inf or V left the physical range.
-        traces: ``None`` or ``{"t": (T,) ms, "V": (n_rec, T) mV, "neurons": (n_rec,) int}``.
-        metadata: dt, t_max, transient, duration (ms), backend, device, dtype, method, cell,
-            n_neurons, wall time (s).
-    """
-
-    spike_times: list[np.ndarray]
-    ok: np.ndarray
-    traces: dict[str, np.ndarray] | None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_spikes(self) -> np.ndarray:
-        """(N,) number of spikes after the transient."""
-        return np.array([len(s) for s in self.spike_times])
-
-    @property
-    def duration(self) -> float:
-        """Analysed duration t_max − transient (ms)."""
-        return float(self.metadata["duration"])
 
 
 # ----- argument checking ---------------------------------------------------------------------
@@ -108,51 +87,6 @@ def _record_spec(record: Any, n: int, dt: float) -> tuple[np.ndarray, int] | Non
     if interval < dt:
         raise ValueError(f"record: interval {interval} ms is shorter than dt={dt} ms")
     return idx, max(1, int(round(interval / dt)))
-
-
-# ----- noise -----------------------------------------------------------------------------------
-class _Noise:
-    """Low-pass filtered Gaussian current, std = noise_std after filtering (SCIENCE.md §5).
-
-    Each group of NOISE_GROUP consecutive neurons has its own stream seeded by (seed, group), so
-    a neuron's noise does not depend on how the population is chunked.
-    """
-
-    def __init__(self, std: float, dt: float, seed: int | None, start: int, n: int) -> None:
-        from scipy import signal  # noqa: PLC0415
-
-        fs = 1000.0 / dt  # Hz
-        self.sos = None
-        if NOISE_CUTOFF_HZ < 0.95 * fs / 2:
-            self.sos = signal.butter(4, NOISE_CUTOFF_HZ, btype="low", fs=fs, output="sos")
-            impulse = np.zeros(int(20 * fs / NOISE_CUTOFF_HZ) + 1000)
-            impulse[0] = 1.0
-            gain = np.sqrt(np.sum(signal.sosfilt(self.sos, impulse) ** 2))
-            self.zi = np.zeros((self.sos.shape[0], 2, n))
-        else:
-            gain = 1.0
-        self.scale = std / gain
-        base = 0 if seed is None else int(seed)
-        entropy = np.random.SeedSequence().entropy if seed is None else base
-        g0, g1 = start // NOISE_GROUP, (start + n - 1) // NOISE_GROUP
-        self.streams = [(max(start, g * NOISE_GROUP) - start, min(start + n, (g + 1) * NOISE_GROUP) - start,
-                         np.random.default_rng([entropy, g])) for g in range(g0, g1 + 1)]
-        self.offsets = [max(0, start - g * NOISE_GROUP) for g in range(g0, g1 + 1)]
-        self.n = n
-
-    def block(self, steps: int) -> np.ndarray:
-        """The next ``steps`` time steps of current: shape (steps, n), µA/cm²."""
-        from scipy import signal  # noqa: PLC0415
-
-        white = np.empty((steps, self.n))
-        for (a, b, rng), off in zip(self.streams, self.offsets, strict=True):
-            # Draw the whole group so that a neuron's stream does not depend on chunk borders.
-            full = rng.standard_normal((steps, NOISE_GROUP))
-            white[:, a:b] = full[:, off:off + (b - a)]
-        if self.sos is not None:
-            white, self.zi = signal.sosfilt(self.sos, white, axis=0, zi=self.zi)
-        white *= self.scale
-        return white
 
 
 # ----- the integrator ----------------------------------------------------------------------------
@@ -244,7 +178,7 @@ def simulate(
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}")
     # --- GPU: one fused kernel generated from the declaration (condspace._cuda / _codegen) ---
     if be.name == "cupy":
-        from condspace._cuda import simulate_cupy  # noqa: PLC0415  (imports this module)
+        from condspace._cuda import simulate_cupy  # noqa: PLC0415  (imports cupy only when asked)
 
         return simulate_cupy(cell, gmat, cur, n_steps=n_steps, dt=dt, t_max=t_max, transient=transient,
                              noise_std=noise_std, seed=seed, be=be, rec=rec, chunk_size=chunk_size,
@@ -264,12 +198,7 @@ def simulate(
     bar = _progress_bar(progress, n * n_steps, cell.name)
 
     t0 = time.perf_counter()
-    spikes: list[np.ndarray] = [np.empty(0)] * n
-    ok = np.ones(n, dtype=bool)
-    trace_store = None
-    if rec is not None:
-        n_samples = n_steps // rec[1] + 1
-        trace_store = np.empty((len(rec[0]), n_samples))
+    spikes, ok, trace_store = empty_outputs(n, n_steps, rec)
     job = _Job(cell, be, method, gmat, cur, n_steps, dt, transient, noise_std, seed, rec, engine, workers)
     if client is not None:
         results = _progress(run_chunks_on(client, job, n, chunk_size), bar, n_steps)
@@ -287,10 +216,7 @@ def simulate(
             trace_store[rows] = traces_c
     if bar is not None:
         bar.close()
-    traces = None
-    if rec is not None:
-        every = rec[1]
-        traces = {"t": np.arange(trace_store.shape[1]) * every * dt, "V": trace_store, "neurons": rec[0]}
+    traces = voltage_traces(trace_store, rec, dt)
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": np.dtype(be.dtype).name, "method": method,
             "engine": engine, "n_neurons": n, "noise_std": noise_std, "seed": seed, "workers": workers,
@@ -397,14 +323,6 @@ def _progress(results, bar: Any, n_steps: int):
         yield start, stop, out
 
 
-def _progress_bar(show: bool, total: float, name: str):
-    if not show:
-        return None
-    from tqdm.std import tqdm  # noqa: PLC0415  (tqdm.auto warns in a kernel without ipywidgets, into the book)
-
-    return tqdm(total=int(total), unit="neuron-step", unit_scale=True, desc=f"simulate {name}")
-
-
 def _run_chunk(engine: Engine, be: Backend, g: np.ndarray, cur: np.ndarray, n_steps: int, dt: float,
                transient: float, noise: _Noise | None, rec, trace_store, bar) -> tuple[list, np.ndarray]:
     xp = be.xp
@@ -464,14 +382,3 @@ def _flag_invalid(engine: Engine, st: dict, ok: Any, init: dict) -> None:
             st[key][bad] = init[key][0]
         st["X"][:, bad] = init["X"][:, :1]
         st["P"][:, bad] = init["P"][:, :1]
-
-
-def _split_spikes(hits_idx: list, hits_t: list, n: int, ok: np.ndarray) -> list[np.ndarray]:
-    if not hits_idx:
-        return [np.empty(0) for _ in range(n)]
-    idx = np.concatenate(hits_idx)
-    t = np.concatenate(hits_t)
-    order = np.argsort(idx, kind="stable")  # stable: times stay in temporal order per neuron
-    idx, t = idx[order], t[order]
-    bounds = np.searchsorted(idx, np.arange(n + 1))
-    return [t[bounds[i]:bounds[i + 1]] if ok[i] else np.empty(0) for i in range(n)]

@@ -1,4 +1,4 @@
-"""Spike times → activity class and features, for a whole population at once.
+"""Spike times → activity class and spike-train features, for a whole population at once.
 
 Implements SCIENCE.md §5 (Fyon et al. 2024; Brandoit et al. 2025):
 

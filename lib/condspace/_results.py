@@ -1,0 +1,134 @@
+"""What every engine of :func:`condspace.simulate` shares: the result, the noise streams, spikes.
+
+The NumPy engine (:mod:`condspace.simulate`), the compiled CPU engine (:mod:`condspace._numba`)
+and the CUDA launcher (:mod:`condspace._cuda`) all draw the same noise (:class:`_Noise`), gather
+spikes the same way (:func:`_split_spikes`) and assemble one :class:`SimulationResult`
+(:func:`empty_outputs`, :func:`voltage_traces`). They import this module, and no engine imports
+:mod:`condspace.simulate`, which dispatches to them: no import cycle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+NOISE_CUTOFF_HZ = 1000.0  # SCIENCE.md §5: 4th-order Butterworth low-pass at 1 kHz
+NOISE_GROUP = 256  # neurons sharing one noise stream: noise does not depend on the chunk size
+CHECK_EVERY = 200  # steps between checks for numerical blow-ups
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` returns.
+
+    Attributes:
+        spike_times: One float array per neuron: spike times (ms, from the start of the
+            simulation) after the transient. Empty for neurons flagged not ``ok``.
+        ok: (N,) bool: False where a state became NaN/inf or V left the physical range.
+        traces: ``None`` or ``{"t": (T,) ms, "V": (n_rec, T) mV, "neurons": (n_rec,) int}``.
+        metadata: dt, t_max, transient, duration (ms), backend, device, dtype, method, cell,
+            n_neurons, wall time (s).
+    """
+
+    spike_times: list[np.ndarray]
+    ok: np.ndarray
+    traces: dict[str, np.ndarray] | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_spikes(self) -> np.ndarray:
+        """(N,) number of spikes after the transient."""
+        return np.array([len(s) for s in self.spike_times])
+
+    @property
+    def duration(self) -> float:
+        """Analysed duration t_max − transient (ms)."""
+        return float(self.metadata["duration"])
+
+
+class _Noise:
+    """Low-pass filtered Gaussian current, std = noise_std after filtering (SCIENCE.md §5).
+
+    Each group of NOISE_GROUP consecutive neurons has its own stream seeded by (seed, group), so
+    a neuron's noise does not depend on how the population is chunked.
+    """
+
+    def __init__(self, std: float, dt: float, seed: int | None, start: int, n: int) -> None:
+        from scipy import signal  # noqa: PLC0415
+
+        fs = 1000.0 / dt  # Hz
+        self.sos = None
+        if NOISE_CUTOFF_HZ < 0.95 * fs / 2:
+            self.sos = signal.butter(4, NOISE_CUTOFF_HZ, btype="low", fs=fs, output="sos")
+            impulse = np.zeros(int(20 * fs / NOISE_CUTOFF_HZ) + 1000)
+            impulse[0] = 1.0
+            gain = np.sqrt(np.sum(signal.sosfilt(self.sos, impulse) ** 2))
+            self.zi = np.zeros((self.sos.shape[0], 2, n))
+        else:
+            gain = 1.0
+        self.scale = std / gain
+        base = 0 if seed is None else int(seed)
+        entropy = np.random.SeedSequence().entropy if seed is None else base
+        g0, g1 = start // NOISE_GROUP, (start + n - 1) // NOISE_GROUP
+        self.streams = [(max(start, g * NOISE_GROUP) - start, min(start + n, (g + 1) * NOISE_GROUP) - start,
+                         np.random.default_rng([entropy, g])) for g in range(g0, g1 + 1)]
+        self.offsets = [max(0, start - g * NOISE_GROUP) for g in range(g0, g1 + 1)]
+        self.n = n
+
+    def block(self, steps: int) -> np.ndarray:
+        """The next ``steps`` time steps of current: shape (steps, n), µA/cm²."""
+        from scipy import signal  # noqa: PLC0415
+
+        white = np.empty((steps, self.n))
+        for (a, b, rng), off in zip(self.streams, self.offsets, strict=True):
+            # Draw the whole group so that a neuron's stream does not depend on chunk borders.
+            full = rng.standard_normal((steps, NOISE_GROUP))
+            white[:, a:b] = full[:, off:off + (b - a)]
+        if self.sos is not None:
+            white, self.zi = signal.sosfilt(self.sos, white, axis=0, zi=self.zi)
+        white *= self.scale
+        return white
+
+
+# ----- assembling a result ---------------------------------------------------------------------
+def empty_outputs(n: int, n_steps: int, rec: tuple[np.ndarray, int] | None
+                  ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None]:
+    """(spike trains, ok mask, trace buffer or None) for n neurons before any chunk has run.
+
+    Args:
+        n: Neurons.
+        n_steps: Time steps.
+        rec: ``(neuron indices, steps between samples)`` of the recorded traces, or None.
+    """
+    spikes: list[np.ndarray] = [np.empty(0)] * n
+    trace_store = None if rec is None else np.empty((len(rec[0]), n_steps // rec[1] + 1))
+    return spikes, np.ones(n, dtype=bool), trace_store
+
+
+def voltage_traces(trace_store: np.ndarray | None, rec: tuple[np.ndarray, int] | None,
+                   dt: float) -> dict[str, np.ndarray] | None:
+    """The ``traces`` of a :class:`SimulationResult`: sample times (ms), voltages (mV), neurons."""
+    if rec is None:
+        return None
+    return {"t": np.arange(trace_store.shape[1]) * rec[1] * dt, "V": trace_store, "neurons": rec[0]}
+
+
+def _progress_bar(show: bool, total: float, name: str):
+    if not show:
+        return None
+    from tqdm.std import tqdm  # noqa: PLC0415  (tqdm.auto warns in a kernel without ipywidgets, into the book)
+
+    return tqdm(total=int(total), unit="neuron-step", unit_scale=True, desc=f"simulate {name}")
+
+
+def _split_spikes(hits_idx: list, hits_t: list, n: int, ok: np.ndarray) -> list[np.ndarray]:
+    if not hits_idx:
+        return [np.empty(0) for _ in range(n)]
+    idx = np.concatenate(hits_idx)
+    t = np.concatenate(hits_t)
+    order = np.argsort(idx, kind="stable")  # stable: times stay in temporal order per neuron
+    idx, t = idx[order], t[order]
+    bounds = np.searchsorted(idx, np.arange(n + 1))
+    return [t[bounds[i]:bounds[i + 1]] if ok[i] else np.empty(0) for i in range(n)]
