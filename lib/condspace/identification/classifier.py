@@ -246,7 +246,7 @@ def save_classifier(path: str | Path, clf: Classifier, meta: dict[str, Any] | No
     """Write the weights as plain arrays (no pickles) with a checksum, atomically."""
     arrays = clf.state()
     record = {"format": FORMAT, "n_classes": clf.n_classes, "n_channels": clf.n_channels, "d_in": int(clf.mean.size),
-              "settings": asdict(clf.settings), "info": clf.info, "checksum": _inf._array_checksum(arrays),
+              "settings": asdict(clf.settings), "info": clf.info, "checksum": _inf.array_checksum(arrays),
               **dict(meta or {})}
     buf = io.BytesIO()
     np.savez(buf, **arrays, meta=np.array(json.dumps(record, default=float)))
@@ -271,7 +271,7 @@ def load_classifier(path: str | Path, key: str | None = None) -> Classifier:
         raise ValueError(f"classifier file {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
     if key is not None and meta.get("key") != key:
         raise ValueError(f"classifier file {path} holds key {str(meta.get('key'))[:12]}…, expected {key[:12]}…")
-    if _inf._array_checksum(arrays) != meta.get("checksum"):
+    if _inf.array_checksum(arrays) != meta.get("checksum"):
         raise ValueError(f"classifier file {path} fails its checksum (corrupted)")
     s = ClassifierSettings(**meta["settings"])
     net = _net(int(meta["d_in"]), s, int(meta["n_classes"]) + int(meta["n_channels"]))

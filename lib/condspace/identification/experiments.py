@@ -96,7 +96,7 @@ def save_experiments(path: str | Path, es: ExperimentSet) -> Path:
     """Write ``es`` as an ``.npz`` with its key and a checksum inside, atomically."""
     arrays = es.arrays()
     meta = {"format": FORMAT, "key": es.key, "cell": es.cell, "scenario": es.scenario,
-            "checksum": _inf._array_checksum(arrays), "info": es.info}
+            "checksum": _inf.array_checksum(arrays), "info": es.info}
     return _inf.atomic_write(path, lambda fh: np.savez(fh, **arrays, meta=np.array(json.dumps(meta, default=float))))
 
 
@@ -117,7 +117,7 @@ def load_experiments(path: str | Path, key: str) -> ExperimentSet:
         raise ValueError(f"cache file {path} has format {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("key") != key:
         raise ValueError(f"cache file {path} holds key {str(meta.get('key'))[:12]}…, expected {key[:12]}…")
-    if _inf._array_checksum(arrays) != meta.get("checksum"):
+    if _inf.array_checksum(arrays) != meta.get("checksum"):
         raise ValueError(f"cache file {path} fails its checksum (corrupted)")
     return ExperimentSet(meta["cell"], meta["scenario"], arrays["hypothesis"], arrays["g_before"], arrays["log_factor"],
                          arrays["x_before"], arrays["x_after"], arrays["label_before"].astype(str),
@@ -262,7 +262,7 @@ def dic_path_experiments(cell: str | CellType, n_neurons: int, *, seed: int = 0,
     hyps = hypotheses(cell)
     names = modulable_channels(cell)
     start, end = cell.modulation_target("spiking"), cell.modulation_target("bursting")
-    parts = {"scenario": "dic_path", "cell": _inf._cell_fingerprint(cell, protocol), "n_neurons": int(n_neurons),
+    parts = {"scenario": "dic_path", "cell": _inf.cell_fingerprint(cell, protocol), "n_neurons": int(n_neurons),
              "seed": int(seed), "path": [start, end, int(n_points)], "protocol": asdict(protocol),
              "hypotheses": [list(x) for x in hyps]}
 

@@ -75,9 +75,11 @@ from condspace.features.summary import (  # noqa: E402
 from condspace.inference.cache import (  # noqa: E402
     CACHE_FORMAT,
     TrainingSet,
+    array_checksum,
     atomic_write,
     cache_key,
     cached_simulations,
+    cell_fingerprint,
     default_cache_dir,
     held_out,
     load_training_set,
@@ -118,13 +120,14 @@ from condspace.inference.simulator import Protocol, SimulatedFeatures, simulate_
 from condspace.inference.training import estimator_code_hash, train, trained_posterior  # noqa: E402
 
 __all__ = [
-    "CACHE_FORMAT", "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION", "FlowEnsemble",
-    "MIN_SPIKES", "PERIOD_TOLERANCE", "POSTERIOR_FORMAT", "Posterior", "PredictiveCheck", "Prior", "Protocol",
-    "RATE_TOLERANCE", "RECORDING_DECIMALS", "RESTRICTION_CLASSES", "SPB_TOLERANCE", "SUMMARY_FEATURES",
-    "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet", "atomic_write", "cache_key", "cached_simulations",
-    "conductances", "default_cache_dir", "demonstration_recordings", "estimator_code_hash", "expected_coverage",
-    "feature_cloud_distance", "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set",
-    "make_prior", "observe", "predictive_check", "reproduces", "save_posterior", "save_training_set",
-    "simulate_features", "standard_settings", "summary_features", "summary_frame", "synthetic_recordings",
-    "torch_threads", "train", "train_restriction", "trained_posterior", "training_set", "versions",
+    "CACHE_FORMAT", "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION",
+    "FlowEnsemble", "MIN_SPIKES", "PERIOD_TOLERANCE", "POSTERIOR_FORMAT", "Posterior", "PredictiveCheck",
+    "Prior", "Protocol", "RATE_TOLERANCE", "RECORDING_DECIMALS", "RESTRICTION_CLASSES", "SPB_TOLERANCE",
+    "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet", "array_checksum", "atomic_write",
+    "cache_key", "cached_simulations", "cell_fingerprint", "conductances", "default_cache_dir",
+    "demonstration_recordings", "estimator_code_hash", "expected_coverage", "feature_cloud_distance",
+    "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set", "make_prior", "observe",
+    "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
+    "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads",
+    "train", "train_restriction", "trained_posterior", "training_set", "versions",
 ]

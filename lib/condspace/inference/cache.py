@@ -77,7 +77,7 @@ def _numerical_fingerprint(cell: CellType, protocol: Protocol) -> str:
     return h.hexdigest()[:20]
 
 
-def _cell_fingerprint(cell: CellType, protocol: Protocol) -> dict[str, Any]:
+def cell_fingerprint(cell: CellType, protocol: Protocol) -> dict[str, Any]:
     from condspace import __version__  # noqa: PLC0415
 
     return {"name": cell.name, "conductances": list(cell.conductance_names), "fixed": dict(cell.fixed),
@@ -90,7 +90,7 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
+def array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
@@ -140,7 +140,7 @@ class TrainingSet:
 def save_training_set(path: str | Path, ts: TrainingSet) -> Path:
     """Write ``ts`` as an ``.npz`` with its key and a checksum inside, atomically."""
     arrays = ts.arrays()
-    meta = {"format": CACHE_FORMAT, "key": ts.key, "family": ts.info.get("family"), "checksum": _array_checksum(arrays),
+    meta = {"format": CACHE_FORMAT, "key": ts.key, "family": ts.info.get("family"), "checksum": array_checksum(arrays),
             "info": ts.info}
     blob = {**arrays, "meta": np.array(json.dumps(meta, default=float))}
     return atomic_write(path, lambda fh: np.savez(fh, **blob))
@@ -163,7 +163,7 @@ def load_training_set(path: str | Path, key: str) -> TrainingSet:
         raise ValueError(f"cache file {path} has format {meta.get('format')!r}, expected {CACHE_FORMAT!r}")
     if meta.get("key") != key:
         raise ValueError(f"cache file {path} holds key {str(meta.get('key'))[:12]}…, expected {key[:12]}…")
-    if _array_checksum(arrays) != meta.get("checksum"):
+    if array_checksum(arrays) != meta.get("checksum"):
         raise ValueError(f"cache file {path} fails its checksum (corrupted)")
     return TrainingSet(arrays["theta"], arrays["x"], arrays["valid"].astype(bool), arrays["labels"].astype(str),
                        key, {**meta.get("info", {}), "cached": True})
@@ -305,7 +305,7 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
                                 client=client)
         return sim.x, sim.valid, sim.labels
 
-    parts = {"cell": _cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
+    parts = {"cell": cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
              "classes": {"min_spikes": _features.MIN_SPIKES, "cv_threshold": _features.CV_THRESHOLD}}
     return cached_simulations(simulator, prior, n, seed=seed, key_parts=parts, cache_dir=cache_dir,
                               use_cache=use_cache, name=f"train_{cell.name}",
