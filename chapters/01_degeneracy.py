@@ -27,8 +27,8 @@
 
 # %% [markdown]
 # **Prerequisites**: none beyond the README (`make book` installs everything).
-# **Runtime**: minutes on a two-core CPU with NumPy, longer for the DA neuron (its protocol is four
-# times as long); the wall time of this chapter in the build that rendered it is on the **Build
+# **Runtime**: minutes on a two-core CPU with NumPy, longer for the DA neuron (a protocol twice as
+# long at half the time step); the wall time of this chapter in the build that rendered it is on the **Build
 # status** page. On a GPU (`BACKEND="cupy"`) the population takes seconds.
 
 # %% tags=["parameters"]
