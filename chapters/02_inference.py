@@ -54,6 +54,7 @@ import numpy as np
 import pandas as pd
 import sbi
 import torch
+from IPython.display import Markdown
 from myst_nb import glue
 
 import condspace
@@ -152,7 +153,7 @@ x_obs = pd.DataFrame({k: inference.observe(v, duration)[0] for k, v in trains.it
                      index=list(inference.SUMMARY_NAMES)).T
 cloud = pd.DataFrame([vars(inference.feature_cloud_distance(x, ts.x[ts.valid])) for x in x_obs.to_numpy()],
                      index=x_obs.index)
-outside = list(cloud.index[cloud["percentile"] > 0.99])
+outside = list(cloud.index[cloud["percentile"] > 99.0])  # percentile is a percentage (100: beyond every simulation)
 show("cloud_sentence", "every recording lies within the central 99 % of the simulated cloud." if not outside else
      f"{', '.join(outside)} {'lies' if len(outside) == 1 else 'lie'} beyond the 99th percentile of the simulated "
      "cloud; the others lie inside it.")
@@ -241,9 +242,10 @@ show("truth_inside_tonic", f"{int(inside[shown[0]].sum())} of {prior.dim}")
 show("truth_inside_bursting", f"{int(inside[shown[1]].sum())} of {prior.dim}")
 
 # %% [markdown]
-# For the tonic recording the posterior is broad in most directions and correlated in a few: many
-# combinations of conductances give the same rate. The ground truth lies within the range of the
-# samples in {glue:text}`truth_inside_tonic` marginals.
+# The pair plot of the tonic recording shows how far its posterior spreads along each conductance
+# and which conductances trade off against each other: every sample is a combination the estimator
+# considers consistent with the same train. The ground truth lies within the range of the samples
+# in {glue:text}`truth_inside_tonic` marginals.
 
 # %%
 fig = plotting.plot_conductance_pairs(np.vstack([samples[shown[1]], truth_g.loc[[shown[1]]]]), prior.names,
@@ -275,9 +277,10 @@ show("period_tol", f"{inference.PERIOD_TOLERANCE:.0%}")
 passing = [f"{k} ({c.fraction:.2f})" for k, c in checks.items() if c.fraction >= PREDICTIVE_MIN]
 failing = [f"{k} ({c.fraction:.2f})" for k, c in checks.items() if c.fraction < PREDICTIVE_MIN]
 show("pc_min", f"{PREDICTIVE_MIN:g}")
-show("pc_sentence", (f"{', '.join(passing)} {'reaches' if len(passing) == 1 else 'reach'} it" if passing else
-                     "no recording reaches it") + (f"; {', '.join(failing)} {'does' if len(failing) == 1 else 'do'} not"
-                                                   if failing else "; every recording does"))
+show("pc_sentence", (f"{', '.join(passing)} {'reaches' if len(passing) == 1 else 'reach'} the threshold of "
+                     f"{PREDICTIVE_MIN:g}" if passing else f"no recording reaches the threshold of {PREDICTIVE_MIN:g}")
+     + (f"; {', '.join(failing)} {'does' if len(failing) == 1 else 'do'} not" if failing else
+        "; every recording does"))
 pd.DataFrame({k: {"class": c.observed["label"], "predictive check": c.fraction, "rule": c.criterion,
                   "feature-cloud percentile": cloud.loc[k, "percentile"]} for k, c in checks.items()}).T
 
@@ -347,7 +350,7 @@ legend = ax.legend(loc="upper left")
 # variant with the checks of this chapter: the NSF pair with the class restriction (the standard),
 # one flow of that pair, the pair without the restriction, and a MAF pair. It takes hours at the
 # budgets of the standard posterior, so the book does not run it: it reads the file the script
-# wrote. {glue:text}`ablation_source`
+# wrote. {glue:md}`ablation_source`
 
 # %%
 def read_ablation(path):
@@ -362,11 +365,12 @@ def read_ablation(path):
 
 ablation, about = read_ablation(ABLATION)
 if ablation is None:
-    show("ablation_source", f"No ablation file ({ABLATION}) is present in this checkout.")
+    glue("ablation_source", Markdown(f"No ablation file (`{ABLATION}`) is present in this checkout."), display=False)
     show("ablation_sentence", "There is nothing to compare.")
 else:
-    show("ablation_source", f"The file was written on {about.get('date', '?')} by `{about.get('command', '?')}` "
-         f"(sizes {about.get('sizes', '?')}); its budgets are not this page's.")
+    glue("ablation_source", Markdown(f"The file was written on {about.get('date', '?')} by "
+                                     f"`{about.get('command', '?')}` (sizes {about.get('sizes', '?')}); its "
+                                     "budgets are not this page's."), display=False)
     clean = [c for c in ablation.columns if c.startswith("predictive_") and "irregular" not in c]
     ablation["worst clean predictive check"] = ablation[clean].min(axis=1)
     at = int(ablation.loc[ablation["model"] == "maf", "n_train"].max()) if (ablation["model"] == "maf").any() \
@@ -406,8 +410,8 @@ else:
 # levels). `make check` repeats both checks on the standard posterior. The same inference runs from
 # the command line:
 # `python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv --out DIR`.
-# Next, chapter 3 maps these conductance sets to dynamic input conductances, where one number, the
-# slow feedback g_s, tells the tonic from the bursting recordings.
+# Next, chapter 3 maps these conductance sets to dynamic input conductances and asks whether one
+# number, the slow feedback g_s, tells the tonic from the bursting recordings.
 #
 # **References.** Gonçalves PJ et al. (2020) eLife 9:e56261. Tejero-Cantero A et al. (2020) JOSS
 # 5:2505. Durkan C, Bekasov A, Murray I, Papamakarios G (2019) NeurIPS 32 (neural spline flows).
