@@ -296,9 +296,10 @@ show("map_sentence", "; ".join(
 show("map_blank", int(len(targets) - len(majority)))
 
 # %% [markdown]
-# The class of a population is a property of its target. Where the class that most neurons of a
-# grid point fall in is its majority class, the grid points of this run split as follows:
-# {glue:text}`map_sentence`; {glue:text}`map_blank` grid points have no reachable neuron (blank).
+# If the class of a population is a property of its target, the classes occupy separate regions of
+# the plane. Counting each grid point under the class most of its neurons fall in, the grid points
+# of this run split as follows: {glue:text}`map_sentence`; grid points with no reachable neuron
+# (blank): {glue:text}`map_blank`.
 
 # %%
 medians = map_table.groupby("point")[["spiking_freq_hz", "spikes_per_burst", "burst_period_ms", "duty_cycle"]].median()

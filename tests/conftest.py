@@ -70,3 +70,10 @@ def published_run():
     """``published_run(cell)``: the shared simulation of a cell's published examples (the DA one
     costs about a minute, so test_simulate and test_cells share it)."""
     return _published_run
+
+
+@pytest.fixture(scope="session")
+def tiny_posterior_cache(tmp_path_factory):
+    """A cache folder shared by the tests that train the same tiny STG posterior (200 simulations,
+    2 epochs: tests/test_science_check.py, tests/test_ablation.py), so that it is trained once."""
+    return tmp_path_factory.mktemp("tiny_posterior_cache")

@@ -72,9 +72,9 @@ def test_exit_status_follows_the_table(science_check, monkeypatch, capsys):
     assert line.rstrip().endswith("MISS") and "1 MISS" in out
 
 
-def test_a_degraded_posterior_fails_the_check(science_check, tmp_path, monkeypatch, capsys):
+def test_a_degraded_posterior_fails_the_check(science_check, tiny_posterior_cache, monkeypatch, capsys):
     """A real posterior trained on 200 simulations for two epochs reproduces almost nothing."""
-    monkeypatch.setenv("CONDSPACE_CACHE", str(tmp_path))
+    monkeypatch.setenv("CONDSPACE_CACHE", str(tiny_posterior_cache))
     status = science_check.main(["--only", "posterior", "--budget", "200", "--max-epochs", "2",
                                  "--n-test", "20", "--n-check", "5"])
     out = capsys.readouterr().out

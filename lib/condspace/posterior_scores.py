@@ -39,7 +39,8 @@ class PosteriorScores:
         n_check: Posterior samples simulated per recording.
         n_test: Held-out simulations the coverage was measured on.
         classes: Recording name → its observed class.
-        notes: Recording name → why its predictive fraction is NaN (no samples could be drawn).
+        notes: Recording name → why its predictive fraction is NaN (no samples could be drawn), and
+            ``"coverage"`` → how many held-out simulations had no posterior sample in the box.
     """
 
     predictive: dict[str, float]
@@ -103,6 +104,10 @@ def score_posterior(posterior: Any, trains: Mapping[str, Any], duration: float, 
     cov = inference.expected_coverage(posterior, test.theta[valid], test.x[valid], levels=list(levels),
                                       n_samples=n_samples, seed=seed)
     coverage = {float(a): float(e) for a, e in zip(cov["nominal"], cov["empirical"], strict=True)}
+    empty = int(np.isnan(cov.attrs["ranks"]).sum())  # no posterior sample inside the box: nothing covers θ
+    if empty:
+        notes["coverage"] = f"{empty} of {int(valid.sum())} held-out simulations had no posterior sample inside " \
+                            "the prior box (counted as not covered)"
     return PosteriorScores(predictive, coverage, int(n_check), int(valid.sum()), classes, notes)
 
 
