@@ -221,19 +221,19 @@ predicted = np.where(d_both["g_s"] < 0, "bursting", "spiking")
 wrong = predicted != table["label"].to_numpy()
 print(f"the sign of g_s at V_th predicts the simulated class of {1 - wrong.mean():.1%} of {len(G_both)} neurons; "
       f"largest |g_s| of a mispredicted neuron: {np.abs(d_both['g_s'][wrong]).max() if wrong.any() else 0:.2f}")
-below = recipe.V_ref - d_both["V_th"].dropna()
+offset = d_both["V_th"].dropna() - recipe.V_ref
 show("sign_accuracy", f"{1 - wrong.mean():.1%}")
-show("vth_below", f"{below.min():.1f} to {below.max():.1f}")
+show("vth_offset", f"{offset.min():+.1f} to {offset.max():+.1f}" if len(offset) else "undefined (no threshold)")
 show("gs_at_vth", f"{np.nanmax(np.abs(d_both['g_s'])):.2f}")
 fig = plotting.plot_dic_plane(d_both["g_s"], d_both["g_u"], table["label"])
 
 # %% [markdown]
 # In this run the sign of g_s at each neuron's own threshold predicts the simulated class of
-# {glue:text}`sign_accuracy` of the neurons of both populations. Their thresholds lie
-# {glue:text}`vth_below` mV below V*, and |g_s| at V_th reaches at most {glue:text}`gs_at_vth`.
+# {glue:text}`sign_accuracy` of the neurons of both populations. Their thresholds differ from V* by
+# {glue:text}`vth_offset` mV (V_th − V*), and |g_s| at V_th reaches at most {glue:text}`gs_at_vth`.
 # Where the threshold lies far below V*, all DICs there are small, the sign of g_s at V_th predicts
-# little, and the classes can separate along g_u instead (the DA neuron); the targets imposed at
-# V* label the two populations whatever the sign at V_th says.
+# little, and the classes can separate along g_u instead; the targets imposed at V* label the two
+# populations whatever the sign at V_th says.
 
 # %%
 fig = plotting.plot_feature_distributions(
@@ -324,7 +324,7 @@ fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(
 # ## The posterior in DIC space
 #
 # Chapter 2 inferred, from each recording's spike train alone, a posterior over the maximal
-# conductances: a degenerate set, broad in most conductances. Here every posterior sample is mapped
+# conductances: a degenerate set. Here every posterior sample is mapped
 # to its DICs at its own threshold V_th, and we ask two questions: is the set narrower in the
 # (g_s, g_u) plane than in conductance space, and do tonic and bursting recordings land apart? The
 # recordings, prior, training budget, estimator and seed are chapter 2's, so its cached posterior is
@@ -509,8 +509,8 @@ pairs.round(2)
 # In this chapter we computed the fast, slow and ultraslow dynamic input conductances of the
 # published neurons from the cell declaration alone, found the threshold voltage where their sum
 # vanishes, and read the firing pattern off the sign of the slow DIC there. We built degenerate
-# populations that share one DIC target but spread their conductances several-fold, checked by
-# simulation that they share one firing pattern, and mapped class fractions and burst features over
+# populations that share one DIC target but not their conductances, checked by simulation whether
+# they share one firing pattern, and mapped class fractions and burst features over
 # a grid of (g_s, g_u) targets. Finally we mapped chapter 2's posteriors of the recordings into the
 # plane, compared their spread there with their spread in conductance space (in this run
 # {glue:text}`dic_vs_g`), and asked whether one DIC separates tonic from bursting posteriors as well
