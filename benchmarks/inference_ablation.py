@@ -47,6 +47,10 @@ ISSUE_SIZES = (5000, 10_000, 20_000, 30_000, 60_000)
 QUICK = {"sizes": (300,), "max_epochs": 3, "n_test": 30, "n_check": 4, "n_samples": 100}
 
 
+VARIANT_NAMES = {"nsf": ("NSF, 2 flows, restriction", "NSF, 1 flow, restriction", "NSF, 2 flows, no restriction"),
+                 "maf": ("MAF, 2 flows, restriction",)}
+
+
 def variants(post: inference.Posterior, model: str) -> dict[str, inference.Posterior]:
     """The forms of one trained ensemble that are scored, by name (no retraining)."""
     label = model.upper()
@@ -64,11 +68,12 @@ def variants(post: inference.Posterior, model: str) -> dict[str, inference.Poste
 
 
 def run(cell: str, sizes: list[int], compare_at: int, max_epochs: int | None, n_test: int, n_check: int,
-        n_samples: int, seed: int, backend: str, done=None) -> pd.DataFrame:
+        n_samples: int, seed: int, backend: str, done=None, previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """Train, score and tabulate every variant; one row per (variant, budget).
 
-    ``done(table, sizes_done)``, when given, is called after each budget (the script writes the
-    CSV then, so that an interrupted run leaves the budgets it finished).
+    ``done(table)``, when given, is called after each trained estimator (the script writes the CSV
+    then, so that an interrupted run leaves what it finished). Rows of ``previous``
+    (an earlier run of the same command, ``--resume``) are kept and not computed again.
     """
     cell_t = cells.get(cell)
     prior = inference.make_prior(cell_t)
@@ -76,9 +81,12 @@ def run(cell: str, sizes: list[int], compare_at: int, max_epochs: int | None, n_
     duration = float(truth["duration_ms"].iloc[0])
     test = inference.held_out(cell_t, prior, n_test, seed=10_000 + seed, training_seed=seed, backend=backend)
     base = inference.standard_settings(max_epochs=max_epochs)
-    rows = []
+    rows = [] if previous is None else previous.to_dict("records")
+    have = {(r["variant"], int(r["n_train"])) for r in rows}
     for n in sizes:
         for model in ("nsf", "maf") if n == compare_at else ("nsf",):
+            if all((name, n) in have for name in VARIANT_NAMES[model]):
+                continue
             settings = dataclasses.replace(base, model=model)
             t0 = time.perf_counter()
             post, _ = inference.trained_posterior(cell_t, n, settings=settings, prior=prior, seed=seed,
@@ -100,8 +108,8 @@ def run(cell: str, sizes: list[int], compare_at: int, max_epochs: int | None, n_
                 rows.append(row)
                 print(f"{name:32s} n={n:6d}  coverage 0.5: {row['coverage_0.5']:.3f}  0.9: {row['coverage_0.9']:.3f}  "
                       f"predictive: {', '.join(format(row['predictive_' + k], '.2f') for k in trains)}", flush=True)
-        if done is not None:
-            done(pd.DataFrame(rows), sizes[:sizes.index(n) + 1])
+            if done is not None:
+                done(pd.DataFrame(rows))
     return pd.DataFrame(rows)
 
 
@@ -113,9 +121,11 @@ def header(args: argparse.Namespace, argv: list[str], sizes_done) -> str:
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     versions = ", ".join(f"{k} {v}" for k, v in inference.versions().items())
-    partial = "" if list(sizes_done) == list(args.sizes) else f" (partial: {','.join(map(str, args.sizes))} asked)"
+    partial = "" if list(sizes_done) == list(args.sizes) else \
+        f" complete (partial run: {','.join(map(str, args.sizes))} asked; the rows of other budgets are incomplete)"
     lines = [f"date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-             f"command: python benchmarks/inference_ablation.py {shlex.join(argv)}".rstrip(),
+             f"command: python benchmarks/inference_ablation.py {shlex.join(a for a in argv if a != '--resume')}"
+             f"{' (resumed: rows of an interrupted run of the same command kept)' if '--resume' in argv else ''}",
              f"sizes: {','.join(map(str, sizes_done))}{partial}"
              f"; MAF compared at {args.compare_at}; "
              f"max_epochs: {args.max_epochs or 'standard'}; held-out: {args.n_test}; "
@@ -138,6 +148,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--quick", action="store_true", help="a tiny smoke run (overrides sizes and counts)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the CSV to write (atomically)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows --out already holds from an interrupted run of the same command")
     args = ap.parse_args(argv)
     if args.quick:
         args.sizes, args.max_epochs, args.n_test = QUICK["sizes"], QUICK["max_epochs"], QUICK["n_test"]
@@ -160,13 +172,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     t0 = time.perf_counter()
 
-    def write(table: pd.DataFrame, sizes_done) -> None:
+    def write(table: pd.DataFrame) -> None:
+        present = {(v, int(n)) for v, n in zip(table["variant"], table["n_train"], strict=True)}
+        sizes_done = [n for n in args.sizes if all((v, n) in present for m in ("nsf", "maf")
+                                                   if m == "nsf" or n == args.compare_at for v in VARIANT_NAMES[m])]
         text = io.StringIO()
         table.to_csv(text, index=False, float_format="%.4f")
         inference.atomic_write(args.out, lambda f: f.write(header(args, argv, sizes_done) + text.getvalue()), mode="w")
 
+    previous = None
+    if args.resume and args.out.exists():
+        previous = pd.read_csv(args.out, comment="#")
+        print(f"resuming: {len(previous)} rows of {args.out} kept")
     table = run(args.cell, list(args.sizes), args.compare_at, args.max_epochs, args.n_test, args.n_check,
-                args.n_samples, args.seed, args.backend, done=write)
+                args.n_samples, args.seed, args.backend, done=write, previous=previous)
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(table.drop(columns=["model", "flows", "restriction"]).round(3).to_string(index=False))
     print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")
