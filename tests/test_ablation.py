@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
-def ablation():
-    spec = importlib.util.spec_from_file_location("inference_ablation", ROOT / "benchmarks" / "inference_ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def ablation(load_script):
+    return load_script("benchmarks/inference_ablation.py")
 
 
 def test_tiny_ablation_writes_every_variant_with_date_and_command(ablation, tiny_posterior_cache, tmp_path,

@@ -7,23 +7,15 @@ groups run for real (seconds).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from condspace import posterior_scores
 from condspace.posterior_scores import COVERAGE_TOLERANCE, PREDICTIVE_MIN, PosteriorScores
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 @pytest.fixture(scope="module")
-def science_check():
-    spec = importlib.util.spec_from_file_location("science_check", ROOT / "tools" / "science_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def science_check(load_script):
+    return load_script("tools/science_check.py")
 
 
 def _scores(predictive, coverage):
