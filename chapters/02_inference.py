@@ -236,8 +236,8 @@ fig = plotting.plot_conductance_pairs(np.vstack([samples[shown[0]], truth_g.loc[
                                       highlight=[-1])
 
 # %%
-inside = {k: ((samples[k] < truth_g.loc[k].to_numpy()).mean(axis=0) > 0)
-          & ((samples[k] < truth_g.loc[k].to_numpy()).mean(axis=0) < 1) for k in trains}
+below = {k: (samples[k] < truth_g.loc[k].to_numpy()).mean(axis=0) for k in trains}  # truth's quantile per marginal
+inside = {k: (q > 0) & (q < 1) for k, q in below.items()}
 show("truth_inside_tonic", f"{int(inside[shown[0]].sum())} of {prior.dim}")
 show("truth_inside_bursting", f"{int(inside[shown[1]].sum())} of {prior.dim}")
 
@@ -257,8 +257,7 @@ fig = plotting.plot_conductance_pairs(np.vstack([samples[shown[1]], truth_g.loc[
 # every recording (the fraction of samples below it; 0 or 1 would mean "missed"):
 
 # %%
-pd.DataFrame({k: (samples[k] < truth_g.loc[k].to_numpy()).mean(axis=0) for k in trains},
-             index=list(prior.names)).T.round(2)
+pd.DataFrame(below, index=list(prior.names)).T.round(2)
 
 # %% [markdown]
 # ## Posterior predictive traces
