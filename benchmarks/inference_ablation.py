@@ -93,6 +93,8 @@ def run(cell: str, sizes: list[int], compare_at: int, max_epochs: int | None, n_
                                                   backend=backend)
             fit_s = time.perf_counter() - t0
             for name, variant in variants(post, model).items():
+                if (name, n) in have:
+                    continue
                 t1 = time.perf_counter()
                 row = {"variant": name, "model": model, "flows": len(variant.estimator),
                        "restriction": variant.restriction is not None, "n_train": n,

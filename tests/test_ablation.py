@@ -38,6 +38,16 @@ def test_tiny_ablation_writes_every_variant_with_date_and_command(ablation, tiny
     for _, row in table.iterrows():
         missing = [k.removeprefix("predictive_") for k in predictive if pd.isna(row[k])]
         assert all(f"{name}: " in str(row["note"]) for name in missing), row["note"]
+    # --resume keeps what the file holds: with two rows gone, only the estimator they came from is
+    # scored again, and the rows come back as they were.
+    table.iloc[:2].to_csv(out, index=False)
+    assert ablation.main([*argv, "--resume"]) == 0
+    again = pd.read_csv(out, comment="#")
+    pd.testing.assert_frame_equal(again.drop(columns=["train_or_load_s", "score_s"]).sort_values("variant")
+                                  .reset_index(drop=True),
+                                  table.drop(columns=["train_or_load_s", "score_s"]).sort_values("variant")
+                                  .reset_index(drop=True))
+    assert "(resumed" in out.read_text().splitlines()[1]
 
 
 def test_bad_sizes_are_named(ablation, capsys):
