@@ -27,8 +27,9 @@
 
 # %% [markdown]
 # **Prerequisites**: none beyond the README (`make book` installs everything).
-# **Runtime** (2-core CPU, NumPy): FAST ≈ 1 min; full ≈ 4 min (STG) or ≈ 6 min (DA, 12 s protocol).
-# On a GPU (`BACKEND="cupy"`) the population takes seconds.
+# **Runtime**: minutes on a two-core CPU with NumPy, longer for the DA neuron (a protocol twice as
+# long at half the time step); the wall time of this chapter in the build that rendered it is on the **Build
+# status** page. On a GPU (`BACKEND="cupy"`) the population takes seconds.
 
 # %% tags=["parameters"]
 CELL_TYPE = "stg"  # "stg" (Liu et al. 1998) or "da" (Qian et al. 2014)
@@ -41,9 +42,16 @@ N_POPULATION_FAST = 400  # neurons in FAST mode
 # %%
 import numpy as np
 import pandas as pd
+from myst_nb import glue
 
 import condspace
 from condspace import cells, degeneracy, features, plotting, resolve, simulate
+
+
+def show(name, value):
+    """Glue a number or sentence of this run for the prose's glue roles, as a plain Python value."""
+    glue(name, value.item() if hasattr(value, "item") else value, display=False)
+
 
 # %%
 backend = resolve(BACKEND)
@@ -53,6 +61,11 @@ protocol = dict(cell.protocol)
 n_population = N_POPULATION_FAST if FAST else N_POPULATION
 print(f"condspace {condspace.__version__} | {backend.describe()} | numpy {np.__version__} | "
       f"cell {cell.name}: {cell.title} | protocol {protocol} ms | N = {n_population}")
+show("mode", f"FAST mode: a population of {n_population} neurons and short runs, so every number on this page "
+     "comes from a small sample" if FAST else f"full mode: a population of {n_population} neurons")
+
+# %% [markdown]
+# This page was built in {glue:text}`mode`.
 
 # %% [markdown]
 # ## The model and its currents
@@ -99,18 +112,26 @@ fig = plotting.plot_traces(res_ex.traces["t"][window], res_ex.traces["V"][:, win
                            colors=[plotting.class_color(c) for c in table_ex["label"]])
 
 # %%
-table_ex[["label", "n_spikes", "spiking_freq_hz", "spikes_per_burst", "burst_period_ms", "duty_cycle"]].round(2)
+stated = {b.example: b for b in cell.behaviours if b.current == 0.0}  # what each paper reports, no applied current
+table_ex["stated in the literature"] = [stated[k].description if k in stated else "–" for k in table_ex.index]
+table_ex["as stated"] = [table_ex.loc[k, "label"] == stated[k].activity if k in stated else None for k in table_ex.index]
+n_as_stated = int(sum(v is True for v in table_ex["as stated"]))
+show("examples_as_stated", f"{n_as_stated} of {len(stated)}")
+table_ex[["label", "stated in the literature", "as stated", "n_spikes", "spiking_freq_hz", "spikes_per_burst",
+          "burst_period_ms", "duty_cycle"]].round(2)
 
 # %% [markdown]
-# Each published set shows the activity stated in the literature: tonic spiking sets fire at a
-# constant rate, bursting sets fire the stated number of spikes per burst.
+# Against the activity class each source reports for its sets (column *as stated*),
+# {glue:text}`examples_as_stated` published sets fire in the reported class in this run; the rates
+# and burst sizes the sources quote can be read off the table.
 
 # %% [markdown]
 # ## A Monte-Carlo population
 #
 # Now we draw conductances uniformly from the literature box (one column per channel; the leak
-# is kept above 0.005 mS/cm² so that every neuron has a rest) and simulate the whole population in
-# one call. Spike times are detected on the fly, so memory stays small even for 10⁵ neurons.
+# is kept above $g_\text{leak} = 0.005$ mS/cm² so that every neuron has a rest) and simulate the
+# whole population in one call. Spike times are detected on the fly, so memory stays small even
+# for $10^5$ neurons.
 
 # %%
 rng = np.random.default_rng(SEED)
@@ -121,13 +142,21 @@ res = simulate(cell, population, backend=backend, seed=SEED, **protocol)
 table = features.extract(res.spike_times, res.duration, ok=res.ok)
 print(f"{res.metadata['n_neurons']} neurons × {res.metadata['t_max'] / 1000:.0f} s simulated in "
       f"{res.metadata['wall_s']:.1f} s; {int((~res.ok).sum())} flagged invalid")
+share = table["label"].value_counts(normalize=True).reindex(["silent", "spiking", "bursting"], fill_value=0.0)
+show("active_share", f"{share['spiking'] + share['bursting']:.0%}")
+show("spiking_share", f"{share['spiking']:.0%}")
+show("bursting_share", f"{share['bursting']:.0%}")
+show("most_active", "most random neurons are active" if share["silent"] < 0.5 else
+     "most random neurons are silent")
 
 # %%
 fig = plotting.plot_class_fractions(table["label"])
 
 # %% [markdown]
-# The box is far from uniform in activity: most random neurons are active, and the split between
-# tonic spiking and bursting is what a prior over conductances alone implies about firing patterns.
+# The box is far from uniform in activity: in this run {glue:text}`most_active`
+# ({glue:text}`active_share` active: {glue:text}`spiking_share` tonic spiking,
+# {glue:text}`bursting_share` bursting), and the split between tonic spiking and bursting is what a
+# prior over conductances alone implies about firing patterns.
 
 # %%
 fig = plotting.plot_feature_distributions(
@@ -142,17 +171,23 @@ fig = plotting.plot_feature_distributions(
 # ## Same rhythm, different channels
 #
 # For every neuron we look for its nearest neighbour in (log) feature space and keep the pairs whose
-# features agree within 5 % while at least one conductance differs three-fold or more.
+# features agree within a small relative tolerance ({glue:text}`tol_spiking` for the rate of tonic
+# spikers, {glue:text}`tol_bursting` for each burst feature) while at least one conductance differs
+# {glue:text}`min_fold`-fold or more.
 
 # %%
 bursting_cols = ["spikes_per_burst", "burst_period_ms", "duty_cycle", "intraburst_freq_hz"]
+tolerance, min_fold = {"spiking": 0.02, "bursting": 0.05}, 3.0  # relative feature tolerance; fold threshold
 pairs = pd.concat([
     degeneracy.degenerate_pairs(table, population.to_numpy(), cell.conductance_names, ["spiking_freq_hz"],
-                                label="spiking", max_feature_diff=0.02),
+                                label="spiking", max_feature_diff=tolerance["spiking"], min_fold=min_fold),
     degeneracy.degenerate_pairs(table, population.to_numpy(), cell.conductance_names, bursting_cols,
-                                label="bursting", max_feature_diff=0.05),
+                                label="bursting", max_feature_diff=tolerance["bursting"], min_fold=min_fold),
 ], keys=["spiking", "bursting"], names=["class", None]).reset_index(level=0)
 print(f"{len(pairs)} degenerate pairs; median largest fold difference {pairs['fold'].median():.1f}×")
+show("tol_spiking", f"{tolerance['spiking']:.0%}")
+show("tol_bursting", f"{tolerance['bursting']:.0%}")
+show("min_fold", f"{min_fold:g}")
 pairs.groupby("class").head(3).round(3)
 
 # %% [markdown]
@@ -175,18 +210,20 @@ fig = plotting.plot_degenerate_pairs(res_pairs.traces["t"], res_pairs.traces["V"
 # %% [markdown]
 # ## How fast is the simulator
 #
-# Every neuron of the population was integrated together with exponential Euler (dt = 0.05 ms,
-# float64) using rate tables built once from the cell declaration. The throughput of this run:
+# Every neuron of the population was integrated together with exponential Euler (time step
+# {glue:text}`dt` ms, float64) using rate tables built once from the cell declaration. The
+# throughput of this run:
 
 # %%
 bio_s = res.metadata["n_neurons"] * res.metadata["t_max"] / 1000.0
+show("dt", f"{res.metadata['dt']:g}")
 pd.Series({"backend": res.metadata["backend"], "device": res.metadata["device"], "neurons": res.metadata["n_neurons"],
            "biological time per neuron (s)": res.metadata["t_max"] / 1000.0, "wall time (s)": round(res.metadata["wall_s"], 1),
            "neuron-seconds per wall second": round(bio_s / res.metadata["wall_s"], 1)})
 
 # %% [markdown]
 # `benchmarks/simulate.py` measures the same against SciPy's `solve_ivp` on one neuron at a time
-# (about three orders of magnitude slower); `benchmarks/simulate_gpu.py` on a GPU.
+# and prints the ratio; `benchmarks/simulate_gpu.py` does the same on a GPU.
 
 # %% [markdown]
 # ## Summary

@@ -29,12 +29,13 @@
 
 # %% [markdown]
 # **Prerequisites**: chapter 1 (the models and the simulator); chapter 2 for the last section.
-# **Runtime** (busy 2-core CPU, NumPy): FAST ≈ 1 min (STG) or ≈ 3–4 min (DA, 12 s protocol); full
-# ≈ 3 min (STG) or ≈ 4 min (DA). DICs and populations take milliseconds; the time is simulation
-# (three batched calls), which on a GPU (`BACKEND="cupy"`) takes seconds. The last section loads
-# chapter 2's posterior from `.cache/condspace/` in seconds (run chapter 2 first; with an empty
-# cache it is trained here: a few minutes in FAST mode, ≈ 20 min in full mode) and, for the DA,
-# simulates chapter 2's two synthetic recordings (≈ 1–2 min).
+# **Runtime**: minutes on a two-core CPU with NumPy, longer for the DA neuron (a protocol twice
+# as long at half the time step); the wall time of this chapter in the build that rendered it is on the **Build
+# status** page. DICs and populations take milliseconds; the time is simulation (three batched
+# calls), which on a GPU (`BACKEND="cupy"`) takes seconds. The last section loads chapter 2's
+# posterior from `.cache/condspace/` in seconds (run chapter 2 first; with an empty cache it is
+# trained here, which in full mode takes as long as chapter 2) and, for cells without shipped
+# recordings, simulates chapter 2's synthetic recordings.
 
 # %% tags=["parameters"]
 CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg" (Liu et al. 1998), "da" (Qian et al. 2014), ...
@@ -57,11 +58,18 @@ N_PRIOR = 20000  # prior draws mapped to the DIC plane (the reference spread)
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from myst_nb import glue
 from scipy import stats
 
 import condspace
 from condspace import cells, dics, features, inference, plotting, populations, resolve, simulate
 from condspace import neuromodulation as nm
+
+
+def show(name, value):
+    """Glue a number or sentence of this run for the prose's glue roles, as a plain Python value."""
+    glue(name, value.item() if hasattr(value, "item") else value, display=False)
+
 
 # %%
 backend = resolve(BACKEND)
@@ -136,12 +144,17 @@ at_vth.round(3)
 signs = at_vth.assign(predicted=np.where(at_vth["g_s"] < 0, "bursting", "spiking"))
 agree = int((signs["predicted"] == signs["simulated"]).sum())
 print(f"{agree} of {len(signs)} published sets fire as the sign of g_s at V_th predicts")
+show("signs_agree", f"{agree} of {len(signs)}")
+missed = signs[signs["predicted"] != signs["simulated"]]
+show("signs_missed", "every published set fires as the sign predicts." if missed.empty else
+     "the exceptions are " + ", ".join(f"{k} (g_s = {r.g_s:.2f} at V_th, simulated {r.simulated})"
+                                        for k, r in missed.iterrows()) + ".")
 fig = plotting.plot_dic_plane(at_vth["g_s"], at_vth["g_u"], at_vth["simulated"], names=list(examples.index), size=30)
 
 # %% [markdown]
-# Tonic spikers lie right of g_s = 0 and bursters left of it, as the reading predicts, where g_s is
-# clearly away from zero. A g_s within a fraction of g_leak of zero is a weak prediction: the DA
-# fast-spiking set has g_s ≈ −0.1 at V_th and still fires tonically, at a high rate.
+# In this run {glue:text}`signs_agree` published sets fire as the sign of g_s at V_th predicts;
+# {glue:text}`signs_missed` A g_s within a fraction of g_leak of zero is a weak prediction: a small
+# change of voltage or of one conductance flips its sign.
 
 # %% [markdown]
 # ## One target, many conductances
@@ -181,21 +194,26 @@ fig = plotting.plot_conductance_pairs(G[:, [cell.index(n) for n in varying]], va
 modulated = populations.modulate(cell, G, modulation_target)
 pair = "+".join(modulated.meta["pairs"][0])
 G_both = np.concatenate([G, modulated.g[modulated.reachable]])
-names = np.repeat([f"spiking target {spiking_target}", f"{pair} to {modulation_target}"],
-                  [len(G), modulated.n_reachable])
+labels = [f"spiking target {spiking_target}", f"{pair} to {modulation_target}"]
+names = np.repeat(labels, [len(G), modulated.n_reachable])
 res = simulate(cell, G_both, backend=backend, **protocol)
 table = features.from_simulation(res).assign(population=names)
 print(f"simulated {len(G_both)} neurons in {res.metadata['wall_s']:.1f} s; {modulated.counts()} after modulation")
-pd.crosstab(table["population"], table["label"], normalize="index").round(3)
+shares = pd.crosstab(table["population"], table["label"], normalize="index").reindex(
+    index=labels, columns=list(features.LABELS), fill_value=0.0)
+show("spiking_pop_spikes", f"{shares.loc[labels[0], 'spiking']:.1%}")
+show("modulated_pop_bursts", f"{shares.loc[labels[1], 'bursting']:.1%}" if modulated.n_reachable else
+     "none (no neuron could be moved to the bursting target)")
+shares.round(3)
 
 # %%
 fig = plotting.plot_class_fractions(table.loc[table["population"] == names[0], "label"])
 
 # %% [markdown]
-# The population built at the spiking target fires in one pattern, whatever its conductances; the
-# table above shows the modulated population switching to bursting, again nearly as one. How does
-# this square with the reading of the signs at threshold? The DICs of both populations,
-# recomputed at each neuron's own V_th:
+# Of the population built at the spiking target, {glue:text}`spiking_pop_spikes` spike tonically,
+# whatever their conductances; of the modulated population, {glue:text}`modulated_pop_bursts`
+# burst. How does this square with the reading of the signs at threshold? The DICs of both
+# populations, recomputed at each neuron's own V_th:
 
 # %%
 d_both = dics.dics_at_threshold(cell, G_both)
@@ -203,14 +221,19 @@ predicted = np.where(d_both["g_s"] < 0, "bursting", "spiking")
 wrong = predicted != table["label"].to_numpy()
 print(f"the sign of g_s at V_th predicts the simulated class of {1 - wrong.mean():.1%} of {len(G_both)} neurons; "
       f"largest |g_s| of a mispredicted neuron: {np.abs(d_both['g_s'][wrong]).max() if wrong.any() else 0:.2f}")
+offset = d_both["V_th"].dropna() - recipe.V_ref
+show("sign_accuracy", f"{1 - wrong.mean():.1%}")
+show("vth_offset", f"{offset.min():+.1f} to {offset.max():+.1f}" if len(offset) else "undefined (no threshold)")
+show("gs_at_vth", f"{np.nanmax(np.abs(d_both['g_s'])):.2f}")
 fig = plotting.plot_dic_plane(d_both["g_s"], d_both["g_u"], table["label"])
 
 # %% [markdown]
-# For the STG the two populations sit far apart, on either side of g_s = 0, and the sign of g_s at
-# threshold predicts every neuron's class. For the DA neuron the threshold lies 5–10 mV below V*,
-# where all DICs are small: g_s at V_th stays within about ±0.5 of zero in both populations, its
-# sign predicts little, and the two classes separate along g_u instead. The targets imposed at V*
-# still label the two populations cleanly.
+# In this run the sign of g_s at each neuron's own threshold predicts the simulated class of
+# {glue:text}`sign_accuracy` of the neurons of both populations. Their thresholds differ from V* by
+# {glue:text}`vth_offset` mV (V_th − V*), and |g_s| at V_th reaches at most {glue:text}`gs_at_vth`.
+# Where the threshold lies far below V*, all DICs there are small, the sign of g_s at V_th predicts
+# little, and the classes can separate along g_u instead; the targets imposed at V* label the two
+# populations whatever the sign at V_th says.
 
 # %%
 fig = plotting.plot_feature_distributions(
@@ -225,11 +248,11 @@ fig = plotting.plot_feature_distributions(
 #
 # Now a grid of targets over the range the cell declares (for the STG and DA neurons, the range
 # used by Fyon et al. (2024)). Building each grid population
-# from scratch with the spiking recipe fails far from the spiking target: away from it the g_f rule
-# of the recipe (g_f = a·g_s + b) asks for DICs that the solved channels can only produce with a
-# negative conductance (for the STG at g_s ≤ −6, a negative sodium conductance). So, as a
-# neuromodulator would, we start every grid point from the same spiking neurons and re-solve the
-# cell's default channel pair for the target (g_s, g_u), leaving g_f free.
+# from scratch with the spiking recipe can fail far from the spiking target: away from it the g_f
+# rule of the recipe (g_f = a·g_s + b) can ask for DICs that the solved channels only produce with a
+# negative conductance. So, as a neuromodulator would, we start every grid point from the same
+# spiking neurons and re-solve the cell's default channel pair for the target (g_s, g_u), leaving
+# g_f free. Both are mapped below.
 
 # %%
 gs_axis, gu_axis = (np.linspace(*bounds, n) for bounds, n in zip(nm.map_ranges(cell), (n_gs, n_gu), strict=True))
@@ -238,14 +261,18 @@ start = G[:n_per_point]
 grid = [populations.modulate(cell, start, t) for t in targets]
 direct = [populations.spiking_population(cell, n_per_point, SEED, target=t).n_reachable / n_per_point for t in targets]
 shape = (gu_axis.size, gs_axis.size)
+reached = {"recipe": np.mean(direct), "modulation": np.mean([m.n_reachable / n_per_point for m in grid])}
+show("reach_recipe", f"{reached['recipe']:.0%}")
+show("reach_modulation", f"{reached['modulation']:.0%}")
 fig = plotting.plot_dic_map(gs_axis, gu_axis, {
     "fraction reachable, spiking recipe": np.reshape(direct, shape),
     "fraction reachable, modulation": np.reshape([m.n_reachable / n_per_point for m in grid], shape)})
 
 # %% [markdown]
-# Direct compensation with the spiking recipe reaches only a band of the plane around the spiking
-# target's side, while re-solving a pair of an existing population reaches almost all of it. Every
-# reachable neuron of every grid point is now simulated, in one call.
+# Averaged over the grid, direct compensation with the spiking recipe reaches
+# {glue:text}`reach_recipe` of the neurons, re-solving a pair of an existing population
+# {glue:text}`reach_modulation`. Every reachable neuron of every grid point is now simulated, in
+# one call.
 
 # %%
 G_map = np.concatenate([m.g[m.reachable] for m in grid])
@@ -260,37 +287,48 @@ print(f"simulated {len(G_map)} neurons at {len(targets)} grid points in {res_map
 markers = {"spiking target": spiking_target, "modulation target": modulation_target}
 fig = plotting.plot_dic_map(gs_axis, gu_axis, {f"fraction {c}": fractions[c].to_numpy().reshape(shape)
                                                for c in ("spiking", "bursting", "silent")}, markers=markers)
+majority = fractions[["spiking", "bursting", "silent"]].dropna(how="all")
+winner = majority.idxmax(axis=1)
+gs_of_point = np.array([t[0] for t in targets])
+show("map_sentence", "; ".join(
+    f"{c} at {int((winner == c).sum())} (mean g_s {gs_of_point[winner.index[winner == c]].mean():.1f})"
+    if (winner == c).any() else f"{c} at none" for c in ("spiking", "bursting", "silent")))
+show("map_blank", int(len(targets) - len(majority)))
 
 # %% [markdown]
-# The class of a population is a property of its target. For the STG the plane splits at g_s ≈ 0:
-# tonic spiking to the right, bursting to the left, a mixed band in between, and a silent corner at
-# large g_s and small g_u. The DA neuron is more fragile: it spikes around its spiking target,
-# bursts only in a window of moderately negative g_s and small g_u, and falls silent over much of
-# the rest of the plane (blank: no neuron reachable).
+# If the class of a population is a property of its target, the classes occupy separate regions of
+# the plane. Counting each grid point under the class most of its neurons fall in, the grid points
+# of this run split as follows: {glue:text}`map_sentence`; grid points with no reachable neuron
+# (blank): {glue:text}`map_blank`.
 
 # %%
 medians = map_table.groupby("point")[["spiking_freq_hz", "spikes_per_burst", "burst_period_ms", "duty_cycle"]].median()
 medians = medians.reindex(range(len(targets)))  # NaN where no neuron of the class
+bursty = medians["spikes_per_burst"].notna().to_numpy()
+spb = medians["spikes_per_burst"].to_numpy()[bursty]
+varies = bursty.sum() > 2 and np.ptp(spb) > 0 and np.ptp(gs_of_point[bursty]) > 0  # a rank correlation needs both
+rho = stats.spearmanr(gs_of_point[bursty], spb).statistic if varies else np.nan
+show("burst_trend", "too few grid points with bursting neurons (or too little variation) to tell a trend" if not np.isfinite(rho) else
+     f"the median spikes per burst {'grows' if rho < 0 else 'shrinks'} as g_s decreases "
+     f"(Spearman correlation with g_s {rho:.2f} over {int(bursty.sum())} grid points)")
 fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(shape) for c in medians.columns},
                             markers=markers, ncols=2)
 
 # %% [markdown]
 # Each cell shows the population median over its neurons of the class (blank: none). The DICs
-# tune the rhythm within a class too: in the STG's bursting half, more negative g_s gives more
-# spikes per burst and a larger duty cycle; the DA bursts are long (tens of spikes, periods of
-# seconds). This map is what the later chapters draw on: a recorded rhythm points to a region of
-# the (g_s, g_u) plane, and a neuromodulator is a path through it.
+# can tune the rhythm within a class too: over the grid points with bursting neurons,
+# {glue:text}`burst_trend`. This map is what the later chapters draw on: a recorded rhythm points to
+# a region of the (g_s, g_u) plane, and a neuromodulator is a path through it.
 
 # %% [markdown]
 # ## The posterior in DIC space
 #
 # Chapter 2 inferred, from each recording's spike train alone, a posterior over the maximal
-# conductances: a degenerate set, broad in most conductances. Here every posterior sample is mapped
+# conductances: a degenerate set. Here every posterior sample is mapped
 # to its DICs at its own threshold V_th, and we ask two questions: is the set narrower in the
 # (g_s, g_u) plane than in conductance space, and do tonic and bursting recordings land apart? The
 # recordings, prior, training budget, estimator and seed are chapter 2's, so its cached posterior is
-# loaded from `.cache/condspace/`. FAST mode uses chapter 2's FAST posterior (1,500 simulations, 40
-# epochs), whose numbers are looser and promise nothing.
+# loaded from `.cache/condspace/`. This section was built with {glue:text}`post_mode`.
 
 # %%
 trains, truth = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
@@ -301,6 +339,9 @@ settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else N
 post, _ = inference.trained_posterior(cell, n_train, settings=settings, prior=prior, seed=SEED, backend=BACKEND)
 print(f"chapter 2's posterior: {post.info['n_train']} training pairs, "
       f"{'loaded from the cache' if post.info['cached'] else 'trained here'}")
+show("post_mode", f"chapter 2's FAST posterior ({n_train} simulations, at most {settings.max_epochs} epochs): every "
+     "number below comes from that small budget and promises nothing about the standard posterior" if FAST else
+     f"chapter 2's standard posterior ({n_train} simulations)")
 
 # %%
 observed = {k: inference.observe(v, duration) for k, v in trains.items()}  # (features, feature row)
@@ -313,13 +354,13 @@ print(f"samples without a threshold (NaN DICs, left out below): prior {int(d_pri
       f"{N_PRIOR}; posteriors {({k: int(d['V_th'].isna().sum()) for k, d in d_post.items()})} of {N_SAMPLES} each")
 
 # %% [markdown]
-# **Measuring spread.** Spaces of different dimension (d = 8 conductances for the STG, 6 for the
-# DA; 2 DICs, since g_f = −g_s − g_u at V_th) are compared through the prior. In each space we
+# **Measuring spread.** Spaces of different dimension ($d = 8$ conductances for the STG, $d = 6$
+# for the DA; $d = 2$ DICs, since $g_f = -g_s - g_u$ at V_th) are compared through the prior. In each space we
 # divide, axis by axis, the spread of the posterior by the spread of the prior pushed through the
 # same map (prior draws as conductances, or mapped to their DICs at V_th), and average the d ratios
 # as a geometric mean: the typical factor by which the recording shrinks one axis of the prior,
 # 1 meaning no information. It is the d-th root of the ratio of the volumes of the quartile boxes,
-# so 8 axes and 2 compare. The spread of an axis is its interquartile range (IQR), not a standard
+# so spaces of different dimension compare. The spread of an axis is its interquartile range (IQR), not a standard
 # deviation: the prior pushed into the DIC plane has extreme tails (DICs are divided by g_leak,
 # which the prior lets come close to 0), and a standard deviation, or a covariance determinant,
 # would measure those tails alone. The conductances are compared on their own linear scale, on
@@ -354,19 +395,32 @@ for k, (_, row) in observed.items():
     where[k] = {"g_s on the class's side of 0": np.mean((dk[:, 0] < 0) == (row["label"] == "bursting")),
                 **{f"truth's {n} quantile": np.mean(dk[:, j] < d_truth.loc[k, n]) for j, n in enumerate(DIC_AXES)}}
 spread = pd.DataFrame.from_dict(rows, orient="index")
+
+
+def span(values):
+    """'a–b' (or 'a' when equal) of a few shrink factors, two decimals."""
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    return f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+
+
+show("shrink_g", span(spread["conductances"]))
+show("shrink_dic", span(spread["DICs"]))
+show("shrink_quotient", span(spread["DICs / conductances"]))
+narrower = spread.index[spread["DICs / conductances"] < 1]
+show("dic_vs_g", f"the DICs shrink more than the conductances for {len(narrower)} of {len(spread)} recordings"
+     + (f" ({', '.join(narrower)})" if 0 < len(narrower) < len(spread) else ""))
+show("gs_vs_gu", "; ".join(f"{k}: g_s {r.g_s:.2f}, g_u {r.g_u:.2f}" for k, r in spread.iterrows()))
 spread.round(2)
 
 # %% [markdown]
 # The columns are shrink factors relative to the prior: conductance space, the DIC plane, their
-# quotient, and each DIC alone. At the standard budget (book build of 2026-11-26) the STG
-# posteriors keep about 0.7 of the prior's spread per conductance axis and 0.5–0.75 per DIC axis, a
-# quotient of 0.74–1.03: per axis, a spike train narrows g_s and g_u little more than it narrows a
-# typical conductance. It narrows them differently: the bursting recordings pin g_s (0.3–0.6)
-# more than g_u, the tonic one g_u more than g_s. So the DICs do not collapse an *inferred* degenerate set the way they collapse the
-# population above, whose neurons share one DIC target by construction: a spike train fixes a
-# rhythm, and the posterior shows that a whole region of the plane is consistent with one rhythm.
-# In FAST mode the DA fast-spiking recording is the exception, its DICs about three times tighter
-# than its conductances.
+# quotient, and each DIC alone. In this run the posteriors keep {glue:text}`shrink_g` of the
+# prior's spread per conductance axis and {glue:text}`shrink_dic` per DIC axis, a quotient of
+# {glue:text}`shrink_quotient`: {glue:text}`dic_vs_g`. Per DIC ({glue:text}`gs_vs_gu`), a
+# recording may pin one DIC more than the other. A quotient near 1 means the DICs do not collapse
+# an *inferred* degenerate set the way they collapse the population above, whose neurons share one
+# DIC target by construction: a spike train fixes a rhythm, and a whole region of the plane can be
+# consistent with one rhythm.
 
 # %%
 pooled = np.concatenate([d[DIC_AXES].dropna().to_numpy() for d in d_post.values()])
@@ -390,30 +444,33 @@ for ax in axes.flat[len(trains):]:
 
 # %% [markdown]
 # Grey: the prior (at V_th, g_s + g_u = −g_f, so it fills a band along the diagonal); coloured: the
-# posterior samples of each recording, by its class; orange: the ground truth's DICs. The STG's
-# bursting posteriors are thin bands left of g_s = 0, the tonic one a broad cloud mostly right of
-# it. The irregular recording is a tonic set ("DIC spiking", g_s > 0) made irregular by strong
-# noise: its CV classifies the train as bursting, the posterior is restricted to bursting neurons,
-# and it straddles g_s = 0. Where the samples lie: the share on the side of g_s = 0 that the
-# recording's class predicts, and the quantile of the ground truth in each DIC (0 or 1 would mean
-# "missed"):
+# posterior samples of each recording, by its class; orange: the ground truth's DICs. A recording
+# made from a tonic set with strong noise (the STG's irregular one) can be classified as bursting
+# by its CV; its posterior is then restricted to bursting neurons although its truth is a tonic
+# set. Where the samples lie: the share on the side of g_s = 0 that the recording's class predicts,
+# and the quantile of the ground truth in each DIC (0 or 1 would mean "missed"):
 
 # %%
-pd.DataFrame.from_dict(where, orient="index").round(2)
+where = pd.DataFrame.from_dict(where, orient="index")
+quantiles = where[[f"truth's {n} quantile" for n in DIC_AXES]]
+band = (0.05, 0.95)  # a truth outside the central 90 % of its posterior counts as near a miss
+central = quantiles.index[((quantiles > band[0]) & (quantiles < band[1])).all(axis=1)]
+show("truth_central", f"{len(central)} of {len(where)}")
+show("central_band", f"{band[0]:.0%} and {band[1]:.0%} quantiles")
+show("side_share", span(where["g_s on the class's side of 0"]))
+where.round(2)
 
 # %% [markdown]
-# At the standard budget the STG posteriors of the clean recordings put the truth between their
-# 35th and 65th percentiles in both DICs, and about 80 % (tonic) and 100 % (bursting) of their
-# samples on the side of g_s = 0 their class predicts; the irregular recording's posterior, restricted
-# to bursting neurons, has its truth (a tonic set) in its upper g_s tail. For the DA neuron the sign of g_s
-# fails, as it did for the populations above: the fast-spiking posterior, like its ground truth,
-# lies at g_s < 0.
+# In this run the ground truth lies between the {glue:text}`central_band` of both DICs for
+# {glue:text}`truth_central` recordings, and the share of samples on the side of g_s = 0 that the
+# recording's class predicts ranges over {glue:text}`side_share`. Where that share is low, the sign
+# of g_s at V_th does not carry the class, as for the populations above.
 
 # %% [markdown]
 # **Tonic against bursting.** How well does one number tell a tonic recording's posterior from a
 # bursting one's? For two sets of samples and one axis, the separability is max(P(a > b), P(a < b))
 # for a sample a of one set and b of the other: the area under the ROC curve of a threshold on that
-# axis (read in its better direction), 0.5 for identical distributions and 1 for disjoint ones.
+# axis (read in its better direction), $0.5$ for identical distributions and 1 for disjoint ones.
 # We compare g_s and g_u with the single conductance that separates each pair best.
 
 # %%
@@ -430,16 +487,21 @@ for t, b in [(t, b) for t in spread.index[spread["class"] == "spiking"] for b in
     best = max(by_g, key=by_g.get)
     pairs[f"{t} vs {b}"] = {**{n: separability(d_post[t][n].to_numpy(), d_post[b][n].to_numpy()) for n in DIC_AXES},
                             "best conductance": best, "its separability": by_g[best]}
-pd.DataFrame.from_dict(pairs, orient="index").round(2)
+pairs = pd.DataFrame.from_dict(pairs, orient="index")
+best_dic = pairs[DIC_AXES].max(axis=1)
+show("sep_gs", span(pairs["g_s"]) if len(pairs) else "–")
+show("sep_gu", span(pairs["g_u"]) if len(pairs) else "–")
+show("sep_g", span(pairs["its separability"]) if len(pairs) else "–")
+show("sep_sentence", f"a DIC separates {int((best_dic >= pairs['its separability']).sum())} of {len(pairs)} "
+     "tonic–bursting pairs at least as well as the best single conductance")
+pairs.round(2)
 
 # %% [markdown]
-# For the STG at the standard budget, g_s alone separates the tonic posterior from the two clean
-# bursting ones almost completely (0.96–0.99), better than the best single conductance
-# (0.88–0.92), and g_u less (≈ 0.75–0.8); the irregular recording overlaps the tonic one more along
-# every axis (0.65–0.9). For the DA neuron (FAST mode) g_u separates the pair (0.95) and g_s does not
-# (0.69), and one conductance, g_ERG, does as well as g_u. The DIC plane does not shrink an
-# inferred degenerate set, but it sorts recordings: one DIC separates the firing classes about as
-# well as, and for the clean STG recordings better than, any single conductance.
+# In this run g_s separates the tonic–bursting pairs of posteriors with {glue:text}`sep_gs`, g_u
+# with {glue:text}`sep_gu`, and the best single conductance of each pair with {glue:text}`sep_g`:
+# {glue:text}`sep_sentence`. Whether or not the DIC plane shrinks an inferred degenerate set, this
+# is the question that matters for sorting recordings: does one number tell the firing classes
+# apart?
 
 # %% [markdown]
 # ## Summary
@@ -447,19 +509,19 @@ pd.DataFrame.from_dict(pairs, orient="index").round(2)
 # In this chapter we computed the fast, slow and ultraslow dynamic input conductances of the
 # published neurons from the cell declaration alone, found the threshold voltage where their sum
 # vanishes, and read the firing pattern off the sign of the slow DIC there. We built degenerate
-# populations that share one DIC target but spread their conductances several-fold, checked by
-# simulation that they share one firing pattern, and mapped class fractions and burst features over
+# populations that share one DIC target but not their conductances, checked by simulation whether
+# they share one firing pattern, and mapped class fractions and burst features over
 # a grid of (g_s, g_u) targets. Finally we mapped chapter 2's posteriors of the recordings into the
-# plane: relative to the prior, they keep about as much spread per axis there as in conductance
-# space (STG), yet one DIC, g_s for the STG and g_u for the DA, separates tonic from bursting
-# posteriors about as well as, and for the clean STG recordings better than, any single
-# conductance. The next chapter moves populations through this plane: which
+# plane, compared their spread there with their spread in conductance space (in this run
+# {glue:text}`dic_vs_g`), and asked whether one DIC separates tonic from bursting posteriors as well
+# as any single conductance (in this run {glue:text}`sep_sentence`). The next chapter moves
+# populations through this plane: which
 # channel pairs can carry a population from tonic spiking to bursting, for how many neurons, and at
 # what cost.
 #
 # The same results from the command line: `python -m condspace population` builds a population at
 # a (g_s, g_u) target, `python -m condspace dics` computes V_th and the DICs of any conductance
-# table, and `tools/validate_populations.py` repeats the simulation check with 1,000 neurons.
+# table, and `tools/validate_populations.py` repeats the simulation check with a larger population.
 #
 # **References.** Drion G, Franci A, Dethier J, Sepulchre R (2015) Dynamic input conductances shape
 # neuronal spiking. eNeuro 2(1). Fyon A, Franci A, Sacré P, Drion G (2024) Dimensionality reduction

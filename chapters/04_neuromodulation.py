@@ -29,10 +29,11 @@
 
 # %% [markdown]
 # **Prerequisites**: chapter 3 (DICs, compensation populations); chapter 2 for the inferred population.
-# **Runtime** (busy 2-core CPU, NumPy): FAST ≈ 2 min (STG) or ≈ 4 min (DA, 12 s protocol); full
-# ≈ 8 min (STG), longer for DA, plus the training of chapter 2's posterior if it is not cached yet
-# (`.cache/condspace/`, about 20 min). DIC algebra takes seconds; the rest is simulation, which on a
-# GPU (`BACKEND="cupy"`) takes seconds too.
+# **Runtime**: minutes on a two-core CPU with NumPy, longer for the DA neuron (a protocol twice as
+# long at half the time step), plus the training of chapter 2's posterior in full mode if it is not cached yet
+# (`.cache/condspace/`); the wall time of this chapter in the build that rendered it is on the
+# **Build status** page. DIC algebra takes seconds; the rest is simulation, which on a GPU
+# (`BACKEND="cupy"`) takes seconds too.
 
 # %% tags=["parameters"]
 CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg" (Liu et al. 1998), "da" (Qian et al. 2014), ...
@@ -54,10 +55,17 @@ N_INFERRED_FAST = 120  # neighbourhood draws (FAST mode)
 # %%
 import numpy as np
 import pandas as pd
+from myst_nb import glue
 
 import condspace
 from condspace import cells, dics, features, inference, plotting, populations, resolve, simulate
 from condspace import neuromodulation as nm
+
+
+def show(name, value):
+    """Glue a number or sentence of this run for the prose's glue roles, as a plain Python value."""
+    glue(name, value.item() if hasattr(value, "item") else value, display=False)
+
 
 # %%
 backend = resolve(BACKEND)
@@ -70,20 +78,30 @@ step = GRID_STEP_FAST if FAST else GRID_STEP
 start, end = cell.modulation_target("spiking"), PATH_END or cell.modulation_target("bursting")  # declared
 print(f"condspace {condspace.__version__} | {backend.describe()} | numpy {np.__version__} | pandas {pd.__version__} | "
       f"cell {cell.name}: {cell.title} | V* = {recipe.V_ref} mV | path {start} → {end} | N = {n_population}")
+show("mode", f"FAST mode: a population of {n_population} neurons, a grid step of {step:g} × g_leak and "
+     f"{n_simulated} simulated neurons per check, so every number on this page comes from a small sample"
+     if FAST else f"full mode: a population of {n_population} neurons, a grid step of {step:g} × g_leak")
+show("target", "(" + ", ".join(f"{float(x):g}" for x in recipe.target) + ")")
+show("v_ref", f"{recipe.V_ref:g}")
+show("eps", f"{nm.DEFAULT_EPS:g}")
+
+# %% [markdown]
+# This page was built in {glue:text}`mode`.
 
 # %% [markdown]
 # ## A path from tonic spiking to bursting
 #
 # We start from the degenerate spiking population of chapter 3: conductances drawn at random, then
-# three channels solved so that every neuron has the same DICs at V* (STG: (g_f, g_s, g_u) =
-# (−6.2, 4, 5) at −51 mV). A neuromodulator that acts on two channels K = {a, b} moves the target
+# three channels solved so that every neuron has the same DICs at V* (here (g_f, g_s, g_u) =
+# {glue:text}`target` at {glue:text}`v_ref` mV). A neuromodulator that acts on two channels K = {a, b} moves the target
 # (g_s, g_u) and leaves g_f free; each neuron then re-solves
 #
 # $$S_{\{s,u\},K}(V^*)\,\bar g_K = (g_s^*, g_u^*) - S_{\{s,u\},\text{rest}}(V^*)\,\bar g_\text{rest},$$
 #
 # with the KCa column of S recomputed when a calcium channel moves (it depends on ḡ_CaT and ḡ_CaS
 # through [Ca]∞). A **path** is a sequence of such targets; a neuron follows it when every point
-# has a solution with non-negative conductances whose recomputed DICs are within ε = 0.1 of the target.
+# has a solution with non-negative conductances whose recomputed DICs are within ε = {glue:text}`eps` of the
+# target.
 
 # %%
 pop = populations.spiking_population(cell, n_population, seed=SEED)
@@ -131,13 +149,19 @@ fig = plotting.plot_trajectories(tr.targets[:, 1], tr.g[:, :, tr.indices], tr.ch
 # %%
 fig = plotting.plot_modulation_scatter(tr.baseline[:, tr.indices], tr.g[-1][:, tr.indices], tr.channels)
 delta, fold = tr.g[-1][:, tr.indices] - tr.baseline[:, tr.indices], tr.fold_change()[-1]
-pd.DataFrame({"CV of Δḡ": delta.std(0) / np.abs(delta.mean(0)), "CV of the fold change": fold.std(0) / fold.mean(0)},
-             index=list(tr.channels)).round(3)
+spread_table = pd.DataFrame({"CV of Δḡ": delta.std(0) / np.abs(delta.mean(0)),
+                             "CV of the fold change": fold.std(0) / fold.mean(0)}, index=list(tr.channels))
+show("cv_delta", ", ".join(f"{v:.2f}" for v in spread_table["CV of Δḡ"]))
+show("cv_fold", ", ".join(f"{v:.2f}" for v in spread_table["CV of the fold change"]))
+spread_table.round(3)
 
 # %% [markdown]
-# If the modulation were additive every neuron would sit on the dashed line (one Δḡ); if it were
-# multiplicative, on the dotted line (one fold change). Neither fits: the change each neuron needs
-# depends on its whole conductance vector, which is what degeneracy implies.
+# If the modulation were additive every neuron would sit on the dashed line (one Δḡ, a coefficient
+# of variation of 0 across neurons); if it were multiplicative, on the dotted line (one fold change).
+# In this run the coefficients of variation across neurons are {glue:text}`cv_delta` for Δḡ and
+# {glue:text}`cv_fold` for the fold change (one per channel of the pair): the further both are from
+# zero, the more the change each neuron needs depends on its whole conductance vector, which is what
+# degeneracy implies.
 
 # %% [markdown]
 # ## Reachability maps of every pair
@@ -167,12 +191,24 @@ fig = plotting.plot_reachability_maps(maps.gs, maps.gu, dict(zip(maps.labels, ma
 # %%
 costs = nm.cost_table(trajectories)
 fig = plotting.plot_costs(costs, channels=nm.active_channels(cell))
+
+
+def cost_sentence(table):
+    """'cheapest X (largest median fold change a), most expensive Y (b)' of a cost table, cheapest first."""
+    if not len(table):
+        return "no pair carries any neuron along the whole path"
+    largest = table.groupby("pair", sort=False)["median"].apply(lambda m: float(np.max(np.maximum(m, 1 / m))))
+    return (f"the cheapest pair is {largest.index[0]} (largest median fold change ×{largest.iloc[0]:.2f}), the most "
+            f"expensive {largest.index[-1]} (×{largest.iloc[-1]:.2f})")
+
+
+show("cost_sentence", cost_sentence(costs))
 costs.round(3)
 
 # %% [markdown]
-# Pairs are sorted from cheapest (smallest largest fold change) to most expensive. A pair with a
-# slow calcium current needs a large increase of it, and the spread across neurons is wide: the
-# same modulation asks very different efforts of different neurons.
+# Pairs are sorted from cheapest (smallest largest fold change) to most expensive; in this run
+# {glue:text}`cost_sentence`. The interquartile ranges show how different the efforts are that the
+# same modulation asks of different neurons.
 
 # %% [markdown]
 # ## Checked by simulation
@@ -214,9 +250,11 @@ fig = plotting.plot_traces(t_all[window], np.array(traces),
 # (chapter 2) does not: its neurons fire like the recording but their DICs at V* spread out. In full
 # mode (and `USE_POSTERIOR`) we take posterior samples of chapter 2's estimator for a tonic recording
 # (its cached posterior; it is trained here if the cache is empty). **FAST mode cannot train a
-# posterior in minutes**, so it uses a stand-in: conductances drawn log-normally (±25 %) around the
+# posterior in minutes**, so it uses a stand-in: conductances drawn log-normally (spread
+# {glue:text}`cloud_sigma` in log units) around the
 # recording's ground truth, kept when their simulated train reproduces the recording (chapter 2's
 # predictive-check rule). That population is not inferred; it is a neighbourhood of the recording.
+# This section used {glue:text}`inferred_source`.
 
 # %%
 trains, table = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
@@ -228,6 +266,8 @@ print(f"recording: {observed['label']}, {observed['rate_hz']:.1f} Hz")
 
 # %%
 rng = np.random.default_rng(SEED)
+cloud_sigma = 0.25  # log-normal spread of the FAST stand-in around the recording's ground truth
+show("cloud_sigma", f"{cloud_sigma:g}")
 if USE_POSTERIOR and not FAST:
     post, _ = inference.trained_posterior(cell, cell.inference_budget,
                                           settings=inference.standard_settings(), prior=prior, seed=SEED, backend=BACKEND)
@@ -235,11 +275,14 @@ if USE_POSTERIOR and not FAST:
 else:
     g_truth = truth[list(cell.conductance_names)].to_numpy(dtype=float)
     n_draw = N_INFERRED_FAST if FAST else N_INFERRED
-    cloud = g_truth * np.exp(rng.normal(0.0, 0.25, (n_draw, cell.n_channels)))
+    cloud = g_truth * np.exp(rng.normal(0.0, cloud_sigma, (n_draw, cell.n_channels)))
     cloud[:, [cell.index(k) for k in cell.fixed]] = list(cell.fixed.values())
     feats = features.from_simulation(simulate(cell, cloud, backend=backend, **protocol))
     source, G_inf = "recording's neighbourhood (not inferred)", cloud[inference.reproduces(observed, feats)[0]]
 d_inf = dics.dics(cell, G_inf, recipe.V_ref)
+show("inferred_source", f"{source}: {len(G_inf)} neurons")
+show("inf_iqr", f"{np.subtract(*np.percentile(d_inf[:, 1], [75, 25])):.2f}")
+show("inf_iqr_u", f"{np.subtract(*np.percentile(d_inf[:, 2], [75, 25])):.2f}")
 print(f"{source}: {len(G_inf)} neurons; their (g_s, g_u) at V*: median ({np.median(d_inf[:, 1]):.2f}, "
       f"{np.median(d_inf[:, 2]):.2f}), IQR of g_s {np.subtract(*np.percentile(d_inf[:, 1], [75, 25])):.2f}")
 
@@ -251,26 +294,35 @@ fig.axes[0].plot(points_inf[:, 0], points_inf[:, 1], color=plotting.HIGHLIGHT_CO
 legend = fig.axes[0].legend()
 
 # %% [markdown]
-# Neurons that all fire like the recording are spread over the (g_s, g_u) plane: the recording
-# constrains their DICs only loosely. We move them along the path from their median to the same end.
+# Neurons that all fire like the recording need not share their DICs: in this run their g_s at V*
+# has an interquartile range of {glue:text}`inf_iqr` and their g_u of {glue:text}`inf_iqr_u`
+# (× g_leak), where the compensation population has none. We move them along the path from their
+# median to the same end.
 
 # %%
 summary_inf, traj_inf = nm.path_summary(cell, G_inf, points_inf)
 compare = summary[["pair", "reachable_fraction"]].merge(summary_inf[["pair", "reachable_fraction"]], on="pair",
                                                        suffixes=(" (compensation)", " (inferred)"))
-compare[(compare.iloc[:, 1:] > 0).any(axis=1)].set_index("pair").round(3)
+moved_any = compare[(compare.iloc[:, 1:] > 0).any(axis=1)]
+higher = int((moved_any.iloc[:, 2] > moved_any.iloc[:, 1]).sum())
+lower = int((moved_any.iloc[:, 2] < moved_any.iloc[:, 1]).sum())
+show("compare_sentence", f"of the {len(moved_any)} pairs that move some neurons, {higher} reach a larger fraction of "
+     f"the inferred population than of the compensation population, {lower} a smaller one")
+moved_any.set_index("pair").round(3)
 
 # %%
 costs_inf = nm.cost_table(traj_inf)
 if len(costs_inf):
     fig = plotting.plot_costs(costs_inf, channels=nm.active_channels(cell))
+show("cost_sentence_inf", cost_sentence(costs_inf))
 costs_inf.round(3)
 
 # %% [markdown]
 # Compare the two columns and the costs with the compensation population's: the inferred neurons
 # start from different DICs, so for each pair some start closer to the region it can reach and some
-# farther. Reachable fractions change in both directions, the costs spread more, and the ranking of
-# the pairs need not be the same: which channels a neuromodulator "needs" depends on the population.
+# farther. In this run {glue:text}`compare_sentence`; for the inferred population
+# {glue:text}`cost_sentence_inf`. Which channels a neuromodulator "needs" can depend on the
+# population.
 
 # %%
 best = costs_inf["pair"].iloc[0] if len(costs_inf) else ranked[0]
@@ -300,8 +352,8 @@ pd.Series({"neurons": maps.n_neurons, "grid points": maps.gs.size * maps.gu.size
            "slowest pair": f"{maps.labels[int(np.argmax(maps.seconds))]} ({max(maps.seconds):.1f} s)"})
 
 # %% [markdown]
-# `benchmarks/reachability.py` times the full STG problem (21 pairs, 3,321 targets, 1,000 neurons)
-# and compares it with a loop over neurons.
+# `benchmarks/reachability.py` times the full STG problem (every pair, the full grid, a population
+# of the size of the full-mode chapter) and compares it with a loop over neurons.
 
 # %% [markdown]
 # ## Summary

@@ -70,3 +70,29 @@ def published_run():
     """``published_run(cell)``: the shared simulation of a cell's published examples (the DA one
     costs about a minute, so test_simulate and test_cells share it)."""
     return _published_run
+
+
+@pytest.fixture(scope="session")
+def tiny_posterior_cache(tmp_path_factory):
+    """A cache folder shared by the tests that train the same tiny STG posterior (200 simulations,
+    2 epochs: tests/test_science_check.py, tests/test_ablation.py), so that it is trained once."""
+    return tmp_path_factory.mktemp("tiny_posterior_cache")
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """Import a script of ``tools/`` or ``benchmarks/`` (not packages) as a module, once per path."""
+    import importlib.util  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    root, loaded = Path(__file__).resolve().parent.parent, {}
+
+    def load(relative: str):
+        if relative not in loaded:
+            spec = importlib.util.spec_from_file_location(Path(relative).stem, root / relative)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded[relative] = module
+        return loaded[relative]
+
+    return load
