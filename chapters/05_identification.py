@@ -28,15 +28,13 @@
 # - **A worked example**: ten neurons before and after one drug, and the table a reader would report.
 
 # %% [markdown]
-# **Prerequisites**: chapters 2 (summary features, the posterior over conductances) and 4 (paths,
-# reachability and cost of a channel subset).
-# **Runtime** (2-core CPU, NumPy): FAST ≈ 2 min for the STG on an idle machine (4 min measured with
-# the machine shared by a dozen processes). Full mode, STG, measured on that busy machine: training
-# and held-out experiments (6,000 + 3,000 prior draws, each simulated before and after) 11 + 6 min,
-# the DIC-path populations ≈ 1 min, the classifiers ≈ 1.5 min, the DIC route's posterior ≈ 8 min
-# and its rankings ≈ 1.5 min: ≈ 30 min the first time. Everything is cached in `.cache/condspace/`
-# and shared with `python -m condspace identify` and `benchmarks/identification.py`. A DA
-# simulation costs four times an STG one.
+# **Prerequisites**: chapter 2 (summary features, the posterior over conductances) and chapter 4
+# (paths, reachability and cost of a channel subset).
+# **Runtime**: the longest chapter: the first full run simulates every training and held-out
+# experiment before and after the drug and trains the classifiers and the DIC route's posterior;
+# later runs load them from `.cache/condspace/` (shared with `python -m condspace identify` and
+# `benchmarks/identification.py`). A DA simulation costs four times an STG one. The wall time of
+# this chapter in the build that rendered it is on the **Build status** page.
 
 # %% tags=["parameters"]
 CELL_TYPE = "stg"  # a registered cell type (cells.available()): "stg", "da", ...
@@ -86,6 +84,8 @@ print(f"condspace {condspace.__version__} | {backend.describe()} | torch {torch.
 # %%
 glue("n_hypotheses", len(hyps), display=False)
 glue("n_channels", len(identification.modulable_channels(cell)), display=False)
+glue("factor_lo", float(identification.experiments.FACTOR_RANGE[0]), display=False)
+glue("factor_hi", float(identification.experiments.FACTOR_RANGE[1]), display=False)
 pd.DataFrame({"hypotheses": [", ".join(hyps[:len(identification.modulable_channels(cell))]),
                              ", ".join(hyps[len(identification.modulable_channels(cell)):])]},
              index=["single channels", "pairs"])
@@ -97,7 +97,7 @@ pd.DataFrame({"hypotheses": [", ".join(hyps[:len(identification.modulable_channe
 #
 # - **random modulation**: ḡ is drawn from chapter 2's prior and kept if the neuron fires before;
 #   each channel of S is scaled by its own neuron-specific factor, log-uniform in magnitude between
-#   ×1.25 and ×4, up or down. The "before" simulations *are* an inference training set (the same
+#   ×{glue:text}`factor_lo:g` and ×{glue:text}`factor_hi:g`, up or down. The "before" simulations *are* an inference training set (the same
 #   function and cache as chapter 2, with the recording noise).
 # - **DIC-path modulation** (chapter 4's picture): a compensation population at the tonic DIC point
 #   is moved to the bursting point by a pair S, each neuron with its own change; only neurons that
@@ -230,12 +230,12 @@ auc
 
 # %% [markdown]
 # The per-channel marginals P(c ∈ S) separate targeted from untargeted channels with the areas under
-# the ROC curve above (0.5 is chance).
+# the ROC curve above (an AUC of one half is chance).
 
 # %% [markdown]
 # ## Calibration
 #
-# A probability of 0.8 should be right 80 % of the time. The reliability diagram bins experiments by
+# A subset given probability $p$ should be the true one in a fraction $p$ of the experiments. The reliability diagram bins experiments by
 # the probability of the top subset and compares it with the fraction correct.
 
 # %%
@@ -244,7 +244,7 @@ glue("ece_n1", f"{r['ece'].iloc[0]:.3f}", display=False)
 glue("ece_nmax", f"{r['ece'].iloc[-1]:.3f}", display=False)
 
 # %% [markdown]
-# The expected calibration error (10 equal-width bins) is {glue:text}`ece_n1` for one neuron and
+# The expected calibration error (ten equal-width bins of the top probability) is {glue:text}`ece_n1` for one neuron and
 # {glue:text}`ece_nmax` for {glue:text}`n_max`. Combining neurons multiplies their likelihoods, so any
 # overconfidence of the single-neuron posterior is compounded as neurons are added.
 

@@ -27,10 +27,10 @@
 
 # %% [markdown]
 # **Prerequisites**: chapters 1–4 (what the pipeline does); a model from a paper with its rate
-# functions. **Runtime** (2-core CPU, NumPy): FAST ≈ 2 min (the small posterior is trained, or
-# loaded from the cache of chapter 2's FAST run on the same cell); full ≈ 15 min (the SciPy
-# comparison on the whole protocol and a 5,000-simulation posterior). A GPU shortens only the
-# simulations.
+# functions. **Runtime**: minutes in FAST mode on a two-core CPU (the small posterior is trained,
+# or loaded from the cache of chapter 2's FAST run on the same cell); full mode adds the SciPy
+# comparison on the whole protocol and a larger posterior. A GPU shortens only the simulations. The
+# wall time of this chapter in the build that rendered it is on the **Build status** page.
 
 # %% tags=["parameters"]
 CELL_TYPE = "tc"  # a registered cell type (cells.available()); "tc" is the one added as a single file
@@ -137,7 +137,7 @@ for field, value in declared.items():
 #
 # **Steady states.** Every simulation starts with the gates at their steady state at V0, so there
 # the gates must not move: their derivatives vanish. A candidate rest of each example is the lowest
-# voltage between −100 and −40 mV where the steady-state current turns outward (dV/dt from positive
+# voltage in $[-100, -40]$ mV where the steady-state current turns outward (dV/dt from positive
 # to negative); whether the cell stays there is for the simulation to say.
 
 # %%
@@ -205,7 +205,7 @@ checks
 
 # %% [markdown]
 # The sum of the DICs follows the slope of the steady-state I–V curve to within
-# {glue:text}`slope_error:.1e` × g_leak (central differences of 10⁻⁴ mV): the complex-step
+# {glue:text}`slope_error:.1e` × g_leak (central differences with a step $h = 10^{-4}$ mV): the complex-step
 # derivatives of the DIC engine agree with the rate functions of the declaration.
 
 # %% [markdown]

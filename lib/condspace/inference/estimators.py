@@ -19,24 +19,22 @@ class EstimatorSettings:
     """Builder and training settings of the neural posterior estimator.
 
     The default is a neural spline flow (NSF, Durkan et al. 2019): on this problem a masked
-    autoregressive flow (MAF) is overconfident (joint-HPD coverage ≈ 0.30 at nominal 0.5) at
-    every budget, while an NSF is far better calibrated and leaks less (SCIENCE.md §6).
+    autoregressive flow (MAF) is the more overconfident of the two (SCIENCE.md §6); the
+    comparison is rerun by ``benchmarks/inference_ablation.py`` and shown in chapter 2.
 
     ``transform="none"`` is the default although it leaks mass outside the prior box (rejected
     when sampling, reported by :func:`leakage`): with ``"logit"`` (no leakage by construction)
-    the flow was overconfident for conductances near the edges of the box (STG, 20,000
-    simulations: joint-HPD coverage 0.30 at nominal 0.5 for true values within 5 % of a bound,
-    0.39 overall, against 0.44 overall with ``"none"``). Batches of 1024 at learning rate 1e-3
-    train 2.6× faster per epoch than sbi's default 256 / 5e-4, at equal calibration.
+    the flow becomes overconfident for conductances near the edges of the box, where the logit
+    stretches the space most. Batches of 1024 at learning rate 1e-3 make an epoch several times
+    cheaper than sbi's default 256 / 5e-4 without changing calibration.
 
     ``ensemble=2``: the posterior is the equal mixture of two flows trained on the same simulations
     from different initialisations and batch orders (Lakshminarayanan et al. 2017; recommended
-    against the overconfidence of single NPE flows by Hermans et al. 2022). Measured on STG with
-    30,000 simulations (944 active held-out draws, 1000 samples each): single flows gave joint-HPD
-    coverage 0.38–0.41 at nominal 0.5 and 0.83–0.85 at 0.9; every pair of them 0.48–0.52 and
-    0.88–0.91; three 0.54 and 0.91. The predictive checks of the shipped recordings stayed above
-    0.84. The members train in parallel processes (one per core), so on two cores a pair costs
-    the wall time of one flow.
+    against the overconfidence of single NPE flows by Hermans et al. 2022): a single flow's credible
+    regions are too narrow, and a mixture widens them where the members disagree. Chapter 2 and
+    ``make check`` report the coverage this buys; the ablation compares one flow with two. The
+    members train in parallel processes (one per core), so on two cores a pair costs the wall time
+    of one flow.
 
     Attributes:
         model: ``"nsf"`` or ``"maf"`` (``sbi`` nflows builders).
