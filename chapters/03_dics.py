@@ -64,6 +64,7 @@ from scipy import stats
 import condspace
 from condspace import cells, dics, features, inference, plotting, populations, resolve, simulate
 from condspace import neuromodulation as nm
+from condspace.statistics import iqr, separability, spread_ratio
 
 
 def show(name, value):
@@ -369,19 +370,6 @@ print(f"samples without a threshold (NaN DICs, left out below): prior {int(d_pri
 # %%
 DIC_AXES = ["g_s", "g_u"]
 prior_dics = d_prior[DIC_AXES].to_numpy()
-
-
-def iqr(a):
-    """Interquartile range of each column of ``a`` (n, k), NaN rows (no threshold) ignored."""
-    q25, q75 = np.nanpercentile(a, [25, 75], axis=0)
-    return q75 - q25
-
-
-def spread_ratio(a, reference):
-    """Geometric mean over the columns of IQR(a) / IQR(reference): the typical per-axis shrink factor."""
-    return float(np.exp(np.mean(np.log(iqr(a) / iqr(reference)))))
-
-
 print(f"prior in the DIC plane, (g_s, g_u): IQR {iqr(prior_dics).round(2)}, standard deviation "
       f"{np.nanstd(prior_dics, axis=0).round(1)} × g_leak")
 
@@ -474,13 +462,6 @@ where.round(2)
 # We compare g_s and g_u with the single conductance that separates each pair best.
 
 # %%
-def separability(a, b):
-    """max(P(a > b), P(a < b)) for independent draws from two samples (NaN dropped): 0.5 to 1."""
-    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
-    p = stats.mannwhitneyu(a, b).statistic / (a.size * b.size)
-    return float(max(p, 1.0 - p))
-
-
 pairs = {}
 for t, b in [(t, b) for t in spread.index[spread["class"] == "spiking"] for b in spread.index[spread["class"] == "bursting"]]:
     by_g = {n: separability(theta[t][:, j], theta[b][:, j]) for j, n in enumerate(prior.names)}
