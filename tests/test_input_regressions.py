@@ -222,6 +222,16 @@ def test_13_population_of_10_to_the_8_neurons_is_refused_before_allocating_when_
     assert "Traceback" not in proc.stderr and "GB" in proc.stderr and "memory" in proc.stderr
 
 
+def _default_sigint() -> None:
+    """In the child: Ctrl-C back to its default, whatever the test runner inherited.
+
+    A shell without job control starts background commands with SIGINT ignored, and children
+    inherit that (Python then installs no KeyboardInterrupt handler): `make test &` would fail
+    these tests for a reason that has nothing to do with the code under test.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_inside(command: list[str], patch: str, tmp_path: Path) -> subprocess.CompletedProcess:
     """Run a command in a fresh process whose ``patch`` target sends SIGINT to the process (a Ctrl-C
     that arrives while the command works)."""
@@ -237,7 +247,7 @@ def interrupt_inside(command: list[str], patch: str, tmp_path: Path) -> subproce
         sys.exit(main({command!r}))
     """)
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env(), timeout=300,
-                          cwd=tmp_path)
+                          cwd=tmp_path, preexec_fn=_default_sigint)
 
 
 def assert_interrupted(proc: subprocess.CompletedProcess, command: str) -> None:
@@ -254,7 +264,7 @@ def test_14_ctrl_c_in_simulate_ends_with_one_line_and_status_130(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "condspace", "simulate", "--conductances", str(g), "--out",
                              str(tmp_path / "S.csv"), "--t-max", "100000", "--backend", "numpy"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(),
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_default_sigint)
     try:
         time.sleep(5)  # imports done (~1.5 s), integrating
         os.killpg(proc.pid, signal.SIGINT)
