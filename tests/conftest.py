@@ -13,6 +13,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 
+import _chapter_runs  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -42,13 +43,30 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip ``gpu`` tests where ``condspace.backend.gpu_available()`` is False."""
+    """Run the ``chapters`` tests last; skip ``gpu`` tests where ``condspace.backend.gpu_available()`` is False.
+
+    The chapters execute in a background thread from the start of the session
+    (tests/_chapter_runs.py), so their tests go last: by then their notebooks are ready, and the
+    unit tests have run on the other core meanwhile.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("chapters") is not None)  # stable: order kept within
     gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
     if not gpu_items or gpu_available():
         return
     skip = pytest.mark.skip(reason="no CUDA device answers (condspace.backend.gpu_available() is False)")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """Start executing the chapters the selected tests need (tests/_chapter_runs.py)."""
+    if not session.config.option.collectonly:
+        _chapter_runs.start_prefetch(session.items)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the chapter prefetch; keep its notebooks only when something failed (for inspection)."""
+    _chapter_runs.cleanup(keep=exitstatus != 0)
 
 
 _PUBLISHED_RUNS: dict[int, tuple] = {}

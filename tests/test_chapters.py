@@ -20,15 +20,11 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from _chapter_runs import CHAPTER_5, CHAPTERS, DA, FAST_PARAMETERS, ROOT, STG, TC, TC_CHAPTERS
 
-ROOT = Path(__file__).resolve().parent.parent
-EXECUTOR = ROOT / "tools" / "execute_chapter.py"
 BUILD_STATUS = ROOT / "tools" / "build_status.py"
 STATUS_PAGE = "executed/build_status"  # written by the build (tools/build_status.py), listed last in _toc.yml
-CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
-FAST_PARAMETERS = {"FAST": True, "BACKEND": "numpy"}
 REQUIRED_PARAMETERS = ("CELL_TYPE", "FAST", "BACKEND", "SEED")  # STYLE.md §4.3
-CHAPTER_TIMEOUT_S = 1200  # a FAST chapter must run in minutes on 2 CPU cores
 BUILD_TIMEOUT_S = 900
 
 pytestmark = pytest.mark.chapters
@@ -46,39 +42,11 @@ def _tags(cell):
     return cell.get("metadata", {}).get("tags", [])
 
 
-class _Runner:
-    """Executes each chapter once per session in FAST mode and remembers the outcome."""
-
-    def __init__(self, folder: Path, parameters: dict | None = None, per_chapter: dict | None = None):
-        self.folder = folder
-        self.parameters = FAST_PARAMETERS if parameters is None else parameters
-        self.per_chapter = per_chapter or {}  # chapter stem -> extra papermill parameters
-        self.results: dict[str, subprocess.CompletedProcess] = {}
-
-    def parameters_of(self, source: Path) -> dict:
-        return {**self.parameters, **self.per_chapter.get(source.stem, {})}
-
-    def output(self, source: Path) -> Path:
-        return self.folder / "executed" / f"{source.stem}.ipynb"
-
-    def __call__(self, source: Path) -> tuple[subprocess.CompletedProcess, Path]:
-        if source.stem not in self.results:
-            cmd = [sys.executable, str(EXECUTOR), str(source), str(self.output(source)), "--timeout",
-                   str(CHAPTER_TIMEOUT_S)]
-            for name, value in self.parameters_of(source).items():
-                cmd += ["-p", name, repr(value)]
-            try:
-                self.results[source.stem] = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                                           timeout=CHAPTER_TIMEOUT_S)
-            except subprocess.TimeoutExpired as exc:
-                self.results[source.stem] = subprocess.CompletedProcess(
-                    cmd, 124, "", f"timed out after {exc.timeout} s (FAST mode must run in minutes)")
-        return self.results[source.stem], self.output(source)
-
-
+# The FAST executions are shared by the session and may already be running in the background
+# (tests/_chapter_runs.py, started by tests/conftest.py once the session is collected).
 @pytest.fixture(scope="session")
-def run_fast(tmp_path_factory):
-    return _Runner(tmp_path_factory.mktemp("fast_book"))
+def run_fast():
+    return STG
 
 
 # ----- the chapter contract (STYLE.md §4), checked on the source without running it ------------
@@ -141,25 +109,10 @@ def test_chapter_executes_fast(source, run_fast):
 
 # ----- every chapter on the third cell type ---------------------------------------------------
 # The thalamocortical cell was added as one file (cells/destexhe96_tc.py); chapters 1-4 must run on
-# it with nothing but parameters changed (issue 11). FAST sizes shrink a little more here to keep
-# `make test` in check (chapter 3 reuses chapter 2's posterior: same budget and epoch cap). Chapter 6
-# runs on this cell by default, so the FAST run above covers it (and trains the posterior these
-# runs then load). Measured 2026-12-01 at a load average of 11 on 2 cores: 39, 86, 72, 50 s.
-TC_CHAPTERS = [ROOT / "chapters" / name for name in
-               ("01_degeneracy.py", "02_inference.py", "03_dics.py", "04_neuromodulation.py")]
-TC_PARAMETERS = {**FAST_PARAMETERS, "CELL_TYPE": "tc"}
-_TC_POSTERIOR = {"N_TRAIN_FAST": 800, "MAX_EPOCHS_FAST": 25, "N_SAMPLES": 300}
-TC_SIZES = {
-    "01_degeneracy": {"N_POPULATION_FAST": 200},
-    "02_inference": _TC_POSTERIOR,
-    "03_dics": {**_TC_POSTERIOR, "N_POPULATION_FAST": 40, "N_PRIOR": 4000},
-    "04_neuromodulation": {"N_POPULATION_FAST": 100, "N_SIMULATED_FAST": 12},
-}
-
-
+# it with nothing but parameters changed (issue 11). Its FAST sizes are in tests/_chapter_runs.py.
 @pytest.fixture(scope="session")
-def run_fast_tc(tmp_path_factory):
-    return _Runner(tmp_path_factory.mktemp("fast_book_tc"), TC_PARAMETERS, TC_SIZES)
+def run_fast_tc():
+    return TC
 
 
 @pytest.mark.parametrize("source", TC_CHAPTERS, ids=_ids(TC_CHAPTERS))
@@ -354,15 +307,13 @@ def test_check_book_needs_a_built_book(tmp_path):
 
 
 # ----- chapter 5 with a second cell type (issue 12: it runs with CELL_TYPE="da" too) -------------
-CHAPTER_5 = ROOT / "chapters" / "05_identification.py"
+@pytest.fixture(scope="session")
+def run_fast_da():
+    return DA
 
 
-def test_chapter_5_executes_fast_for_the_da_neuron(tmp_path):
-    out = tmp_path / "05_identification_da.ipynb"
-    cmd = [sys.executable, str(EXECUTOR), str(CHAPTER_5), str(out), "--timeout", str(CHAPTER_TIMEOUT_S)]
-    for name, value in {**FAST_PARAMETERS, "CELL_TYPE": "da"}.items():
-        cmd += ["-p", name, repr(value)]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
+def test_chapter_5_executes_fast_for_the_da_neuron(run_fast_da):
+    result, out = run_fast_da(CHAPTER_5)
     assert result.returncode == 0, f"chapter 5 failed for the DA neuron in FAST mode:\n{result.stderr[-4000:]}"
     nb = nbformat.read(out, as_version=4)
     code = _cells(nb, "code")
