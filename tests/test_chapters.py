@@ -108,7 +108,7 @@ def test_chapter_executes_fast(source, run_fast):
 
 
 # ----- every chapter on the third cell type ---------------------------------------------------
-# The thalamocortical cell was added as one file (cells/destexhe96_tc.py); chapters 1-4 must run on
+# The thalamocortical cell was added as one file (cells/destexhe96_tc.py); chapters 1-5 must run on
 # it with nothing but parameters changed (issue 11). Its FAST sizes are in tests/_chapter_runs.py.
 @pytest.fixture(scope="session")
 def run_fast_tc():
