@@ -28,6 +28,10 @@ EXECUTOR = ROOT / "tools" / "execute_chapter.py"
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.py"))
 FAST_PARAMETERS = {"FAST": True, "BACKEND": "numpy"}
 CHAPTER_TIMEOUT_S = 1200  # a FAST chapter must run in minutes on 2 CPU cores
+# The environment of every chapter execution, taken when tests/conftest.py imports this module (its
+# quiet, headless settings already made): a unit test that monkeypatches os.environ (a temporary
+# CONDSPACE_CACHE, say) while a chapter starts in the background must not leak into the chapter.
+ENVIRONMENT = dict(os.environ)
 
 # ----- the thalamocortical cell through chapters 1-5 (issue 11; chapter 6 runs on it by default) -----
 # FAST sizes shrink a little more here to keep `make test` in check (chapter 3 reuses chapter 2's
@@ -105,7 +109,8 @@ class ChapterRunner:
             cmd += ["-p", name, repr(value)]
         if self.stopped:
             return subprocess.CompletedProcess(cmd, 1, "", "the session ended before this chapter ran")
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENVIRONMENT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
         self._process = proc
         try:
             out, err = proc.communicate(timeout=CHAPTER_TIMEOUT_S)
