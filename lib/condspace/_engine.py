@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from condspace.channels import CellType
-from condspace.kinetics import gate_slots, initial_state, scheme_propagator
+from condspace.kinetics import initial_state, scheme_propagator
+from condspace.plan import cell_plan
 
 SPIKE_THRESHOLD = 10.0  # mV: a spike is an upward crossing of +10 mV ...
 SPIKE_REARM = 0.0  # mV: ... and the next one needs V to have gone below 0 mV first.
@@ -59,7 +60,7 @@ class Engine:
 
     def __init__(self, cell: CellType, dt: float, xp: Any, dtype: Any, method: str) -> None:
         self.cell, self.dt, self.xp, self.dtype, self.method = cell, dt, xp, dtype, method
-        slots = gate_slots(cell)
+        slots = cell_plan(cell).factors  # the one compiled layout of a cell (condspace.plan)
         self.hh = [s for s in slots if s.kind == "hh"]
         self.ca_gates = [s for s in slots if s.kind == "calcium"]
         self.inst = [s for s in slots if s.kind == "instant"]
@@ -150,7 +151,7 @@ class Engine:
         """Initial state of ``n`` neurons (V0, gates at steady state, schemes as declared)."""
         xp, dt = self.xp, self.dtype
         init = initial_state(self.cell)
-        slots = gate_slots(self.cell)
+        slots = cell_plan(self.cell).factors
         x_vals = {id(s.gate): v for s, v in zip([s for s in slots if s.kind != "scheme"], init["gates"], strict=True)}
         order = self.hh + self.ca_gates + self.inst
         X = xp.empty((self.n_x, n), dtype=dt)

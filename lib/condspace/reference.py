@@ -14,11 +14,12 @@ import numpy as np
 from condspace import cells as _cells
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD
 from condspace.channels import CellType
-from condspace.kinetics import gate_slots, initial_state
+from condspace.kinetics import initial_state
+from condspace.plan import cell_plan
 
 
 def _layout(cell: CellType):
-    slots = gate_slots(cell)
+    slots = cell_plan(cell).factors  # the engines' layout (condspace.plan)
     plain = [s for s in slots if s.kind != "scheme"]
     schemes = [s for s in slots if s.kind == "scheme"]
     return plain, schemes
