@@ -42,9 +42,10 @@ def test_channel_order_and_names():
     assert stg.channel_names == ("Na", "Kd", "CaT", "CaS", "KCa", "A", "H", "leak")
     assert da.channel_names == ("Na", "Kd", "CaL", "CaN", "ERG", "NMDA", "leak")
     assert stg.conductance_names[-1] == "g_leak" and stg.index("g_CaS") == 3 and da.index("ERG") == 4
-    assert da.inferred_names == ("g_Na", "g_Kd", "g_CaL", "g_CaN", "g_ERG", "g_leak")
+    # g_NMDA is fixed (populations, maps) but inferred all the same (inferred_fixed)
+    assert da.inferred_names == ("g_Na", "g_Kd", "g_CaL", "g_CaN", "g_ERG", "g_NMDA", "g_leak")
     for cell in (stg, da):
-        assert set(cell.box) == set(cell.inferred_names)
+        assert set(cell.box) | set(cell.inferred_fixed) == set(cell.inferred_names)
         for ex in cell.examples.values():
             assert tuple(ex) == cell.conductance_names
     with pytest.raises(KeyError, match="no conductance 'g_X'"):
@@ -147,7 +148,8 @@ def test_declared_inference_map_and_protocol_fields():
     assert stg.protocol == {"t_max": 6000.0, "transient": 3000.0, "dt": 0.05}
     assert da.protocol["dt"] == 0.025 and inference.Protocol.for_cell(da).dt == 0.025
     assert stg.prior_box()["g_CaT"] == (0.0, 15.0) and stg.prior_box()["g_leak"] == (0.005, 0.02)
-    assert da.prior_box()["g_CaL"] == (0.0, 0.25) and "g_NMDA" not in da.prior_box()
+    assert da.prior_box()["g_CaL"] == (0.0, 0.25) and da.prior_box()["g_NMDA"] == (0.004, 0.02)
+    assert list(da.prior_box()) == list(da.inferred_names)
     # every published example lies inside the prior (the reason for the widening)
     for cell in (stg, da):
         box = cell.prior_box()
@@ -158,6 +160,16 @@ def test_declared_inference_map_and_protocol_fields():
     assert list(stg.recordings) == ["stg_tonic", "stg_bursting", "stg_bursting_dic", "stg_irregular"]
 
 
+def test_inferred_fixed_is_checked_against_fixed():
+    da = cells.get("da")
+    with pytest.raises(ValueError, match="inferred_fixed names 'g_Kd', which is not in fixed"):
+        dataclasses.replace(da, inferred_fixed={"g_Kd": (0.0, 1.0)})
+    with pytest.raises(ValueError, match=r"around the fixed value 0\.012"):
+        dataclasses.replace(da, inferred_fixed={"g_NMDA": (0.0, 0.01)})
+    # without it the DA prior is the literature box alone (the SCIENCE.md §2 default)
+    assert "g_NMDA" not in dataclasses.replace(da, inferred_fixed={}).inferred_names
+
+
 def test_omitted_fields_get_documented_defaults():
     hh = _template.CELL
     examples = {"a b": hh.example("standard"), "c": hh.example("standard")}
@@ -166,6 +178,7 @@ def test_omitted_fields_get_documented_defaults():
                     protocol={"t_max": 500, "transient": 100})
     assert bare.protocol == {"t_max": 500.0, "transient": 100.0, "dt": 0.05}
     assert bare.inference_budget == 20_000 and bare.prior_widening == {} and bare.behaviours == ()
+    assert bare.inferred_fixed == {}
     assert bare.recordings == {"bare_a_b": ("a b", 0.1, 1), "bare_c": ("c", 0.1, 2)}
     assert bare.modulation_targets == {} and bare.dic_map_ranges is None
     with pytest.raises(KeyError, match="no modulation target 'bursting'"):

@@ -307,7 +307,8 @@ def test_channel_table_reads_the_declaration():
 
 def test_channel_table_da_scheme_and_fixed_nmda():
     table = plotting.channel_table("da")
-    assert table.loc["g_NMDA", "range (mS/cm²)"] == "fixed 0.012"  # SCIENCE.md §2 Decision
+    # SCIENCE.md §2 Decision (fixed for populations), inferred by chapter 2's prior (cells/qian14_da.py)
+    assert table.loc["g_NMDA", "range (mS/cm²)"] == "fixed 0.012 (inferred over 0.004 – 0.02)"
     assert "3-state scheme" in table.loc["g_ERG", "gates"]
     assert "instantaneous" in table.loc["g_NMDA", "gates"]
 

@@ -290,7 +290,8 @@ class CellType:
         V0: Initial membrane potential (mV); gates start at their steady state there.
         calcium: The calcium pool, or ``None``.
         box: Literature box of conductance ranges (mS/cm²) for the inferred conductances.
-        fixed: Conductances held at a value, not inferred (mS/cm²).
+        fixed: Conductances held at a value (mS/cm²) by populations, maps and neuromodulation, and
+            not inferred unless listed in ``inferred_fixed``.
         examples: Published example conductance sets, label → {g_name: value} (mS/cm²).
         dic_reference: Reference time constants for the DIC weights, one per timescale
             ("fast", "slow", "ultraslow"): a gate reference (its τ(V)) or a constant (ms).
@@ -302,6 +303,10 @@ class CellType:
         prior_widening: Inference prior bounds that replace the box's, g_name → (low, high)
             (mS/cm²), e.g. so that every published example lies inside the prior or the leak
             stays positive; default none (the prior is the box, :meth:`prior_box`).
+        inferred_fixed: Conductances of ``fixed`` that the inference prior infers all the same,
+            g_name → (low, high) (mS/cm²): populations, maps and the modulation hypotheses keep
+            the fixed value, the posterior does not (the DA's g_NMDA: the published sets that make
+            its recordings do not share one value). Each range must contain the fixed value.
         inference_budget: Training simulations of the standard posterior
             (:func:`condspace.inference.trained_posterior` with the standard estimator); default
             :data:`DEFAULT_INFERENCE_BUDGET` (20,000).
@@ -338,6 +343,7 @@ class CellType:
     population: PopulationRecipe | None = None
     meta: dict[str, str] = field(default_factory=dict)
     prior_widening: dict[str, tuple[float, float]] = field(default_factory=dict)
+    inferred_fixed: dict[str, tuple[float, float]] = field(default_factory=dict)
     inference_budget: int = DEFAULT_INFERENCE_BUDGET
     dic_map_ranges: tuple[DICPoint, DICPoint] | None = None
     modulation_targets: dict[str, DICPoint] | None = None
@@ -357,6 +363,14 @@ class CellType:
                                  f"{tuple(self.box)}")
             if not float(lohi[0]) < float(lohi[1]):
                 raise ValueError(f"cell {self.name!r}: prior_widening[{g_name!r}] = {lohi} needs low < high")
+        for g_name, lohi in self.inferred_fixed.items():
+            if g_name not in self.fixed:
+                raise ValueError(f"cell {self.name!r}: inferred_fixed names {g_name!r}, which is not in fixed "
+                                 f"{tuple(self.fixed)}; a conductance of the box is inferred already")
+            lo, hi = float(lohi[0]), float(lohi[1])
+            if not (0.0 <= lo < hi and lo <= float(self.fixed[g_name]) <= hi):
+                raise ValueError(f"cell {self.name!r}: inferred_fixed[{g_name!r}] = {lohi} needs 0 ≤ low < high "
+                                 f"around the fixed value {self.fixed[g_name]}")
         if self.dic_map_ranges is not None:
             for axis, (lo, hi) in zip(("g_s", "g_u"), self.dic_map_ranges, strict=True):
                 if not float(lo) < float(hi):
@@ -396,8 +410,12 @@ class CellType:
         return {"spiking": (g_s, g_u), "bursting": (-abs(g_s), g_u)}
 
     def prior_box(self) -> dict[str, tuple[float, float]]:
-        """The inference prior's box: ``box`` with ``prior_widening`` applied (mS/cm²), inferred names only."""
-        box = {n: (float(self.box[n][0]), float(self.box[n][1])) for n in self.inferred_names}
+        """The inference prior's box (mS/cm²), inferred names only, in conductance order.
+
+        ``box`` with ``prior_widening`` applied, plus the ranges of ``inferred_fixed``.
+        """
+        ranges = {**self.box, **self.inferred_fixed}
+        box = {n: (float(ranges[n][0]), float(ranges[n][1])) for n in self.inferred_names}
         box.update({n: (float(lo), float(hi)) for n, (lo, hi) in self.prior_widening.items()})
         return box
 
@@ -426,8 +444,8 @@ class CellType:
 
     @property
     def inferred_names(self) -> tuple[str, ...]:
-        """Conductance names that are free parameters (not in ``fixed``), in order."""
-        return tuple(n for n in self.conductance_names if n not in self.fixed)
+        """Conductance names the inference prior infers, in order: not in ``fixed``, or in ``inferred_fixed``."""
+        return tuple(n for n in self.conductance_names if n not in self.fixed or n in self.inferred_fixed)
 
     def channel(self, name: str) -> Channel:
         """The channel called ``name`` (without the ``g_`` prefix)."""

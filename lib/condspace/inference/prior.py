@@ -89,7 +89,8 @@ def make_prior(cell: str | CellType, bounds: Mapping[str, tuple[float, float]] |
     absent" is a legitimate member of a degenerate set, and log-uniform needs an arbitrary positive
     floor); a log-uniform prior would put most of its mass at conductances too small to matter;
     and SCIENCE.md §6 and Gonçalves et al. (2020) measured with uniform priors, so our numbers stay
-    comparable. Conductances in ``cell.fixed`` (DA NMDA) are not inferred.
+    comparable. Conductances in ``cell.fixed`` are not inferred, except those the cell lists in
+    ``inferred_fixed`` (the DA's g_NMDA), whose declared range is their prior.
 
     Args:
         cell: Cell type or its name.
@@ -101,7 +102,8 @@ def make_prior(cell: str | CellType, bounds: Mapping[str, tuple[float, float]] |
         KeyError: ``bounds`` names a conductance that is not inferred for this cell.
     """
     cell = _cells.get(cell)
-    box = cell.prior_box() if widen else {name: tuple(map(float, cell.box[name])) for name in cell.inferred_names}
+    ranges = {**cell.box, **cell.inferred_fixed}
+    box = cell.prior_box() if widen else {name: tuple(map(float, ranges[name])) for name in cell.inferred_names}
     for name, lohi in (bounds or {}).items():
         if name not in box:
             raise KeyError(f"bounds: {name!r} is not an inferred conductance of {cell.name!r}; "

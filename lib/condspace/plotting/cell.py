@@ -56,10 +56,19 @@ def channel_table(cell: str | CellType) -> pd.DataFrame:
     rows.append({"channel": "leak", "gating": "1", "E (mV)": cell.leak_reversal, "gates": "", "calcium": ""})
     table = pd.DataFrame(rows, index=pd.Index(cell.conductance_names, name="conductance"))
     table[f"range ({CONDUCTANCE_UNIT})"] = [
-        f"fixed {cell.fixed[n]:g}" if n in cell.fixed else (f"{cell.box[n][0]:g} – {cell.box[n][1]:g}" if n in cell.box
-                                                             else "")
-        for n in table.index]
+        _range_text(cell, n) for n in table.index]
     return table
+
+
+def _range_text(cell, name: str) -> str:
+    """The range column of one conductance: its box, its fixed value, and its prior if that is inferred too."""
+    if name in cell.fixed:
+        text = f"fixed {cell.fixed[name]:g}"
+        if name in cell.inferred_fixed:
+            lo, hi = cell.inferred_fixed[name]
+            text += f" (inferred over {lo:g} – {hi:g})"
+        return text
+    return f"{cell.box[name][0]:g} – {cell.box[name][1]:g}" if name in cell.box else ""
 
 
 def _scheme_tau(scheme: KineticScheme, V: np.ndarray) -> np.ndarray:
