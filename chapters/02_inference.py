@@ -47,6 +47,8 @@ N_TEST = 1000  # held-out simulations for calibration (FAST: 100); ±0.016 stand
 N_CHECK = 500  # posterior samples simulated per recording for the predictive check (FAST: 40)
 N_SAMPLES = 1000  # posterior samples per recording
 ABLATION = "data/ablation/inference_ablation.csv"  # written by benchmarks/inference_ablation.py (not by the book)
+RECORDINGS = None  # your spike-time CSV (ID,spiking_times; ms; README "Running the book on your recordings"); None: the cell's demonstration recordings
+GROUND_TRUTH = None  # CSV of conductances per recording ID (ID,g_Na,...), or None: no comparison with a truth (the demonstration recordings bring theirs)
 
 # %%
 import matplotlib.pyplot as plt
@@ -93,12 +95,19 @@ show("mode", f"FAST mode: {n_train} training simulations, at most {settings.max_
 # (`data/recordings/`, made by `tools/make_recordings.py`): three with a weak noise current (tonic,
 # two bursters) and one with a strong noise current (irregular); for other cell types (the DA
 # neuron: a fast spiker and a burster) they are simulated here the same way. Because they are
-# synthetic, the conductances that produced them are known; the inference never sees them.
+# synthetic, the conductances that produced them are known; the inference never sees them. The
+# parameters `RECORDINGS` and `GROUND_TRUTH` run this chapter on other recordings. This page was
+# built from {glue:text}`recordings_source`
 
 # %%
-trains, truth = inference.demonstration_recordings(cell, "data/recordings")  # the files, or simulated
-duration = float(truth["duration_ms"].iloc[0])
-truth[["example", "noise_std", "label", "rate_hz", "cv_isi", "spikes_per_burst", "burst_period_ms"]].round(3)
+data = inference.load_recordings(cell, RECORDINGS, GROUND_TRUTH)  # shipped files, simulated, or RECORDINGS
+trains, truth, duration = data.trains, data.table, data.duration  # truth: observed classes (+ ground truth if known)
+show("recordings_source", f"{data.source}." + (
+    "" if data.has_truth else " No ground truth was given (`GROUND_TRUTH`), so every comparison with the true "
+    "conductances below is skipped; the checks that need no truth (feature cloud, predictive check, calibration "
+    "on simulations) still run."))
+truth[[c for c in ("example", "noise_std", "label", "rate_hz", "cv_isi", "spikes_per_burst", "burst_period_ms")
+       if c in truth]].round(3)
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.45 * len(trains)))
@@ -122,10 +131,21 @@ show("shown_s", f"{shown_ms / 1000:g}")
 # literature's Monte-Carlo studies, whose numbers we compare with, are uniform. For the STG the box
 # is widened ($\bar g_\text{CaT} \le 15$, $\bar g_\text{CaS} \le 60$ mS/cm², $g_\text{leak} \ge 0.005$)
 # so that every published set, including the "bursting" one just outside the literature box, lies
-# inside; fixed conductances (DA NMDA) are not inferred.
+# inside. {glue:text}`fixed_sentence`
 
 # %%
 prior = inference.make_prior(cell)
+released = {n: cell.inferred_fixed[n] for n in prior.names if n in cell.inferred_fixed}
+held = [n for n in cell.fixed if n not in prior.names]
+published = {n: [ex[n] for ex in cell.examples.values()] for n in released}
+show("fixed_sentence", " ".join(
+    [f"{n}, which the populations of chapters 1, 3 and 4 hold at {cell.fixed[n]:g} mS/cm², is inferred here over "
+     f"[{lo:g}, {hi:g}] mS/cm²: the published sets that make this cell's recordings have {n} from "
+     f"{min(published[n]):.4g} to {max(published[n]):.4g}, so a prior that fixed it could not contain their truth "
+     "(the box is the population recipe's scaling of it with g_leak over the prior's g_leak range; "
+     f"`condspace/cells/` documents it)." for n, (lo, hi) in released.items()]
+    + ([f"Fixed conductances ({', '.join(held)}) are not inferred."] if held else [])
+    + ([] if released or held else ["Every conductance of this cell is inferred."])))
 pd.DataFrame({"low (mS/cm²)": prior.low, "high (mS/cm²)": prior.high}, index=list(prior.names)).T
 
 # %% [markdown]
@@ -225,36 +245,53 @@ legend = ax.legend()
 # ## Posteriors of the recordings
 #
 # For each recording we draw posterior samples: every sample is a conductance vector the estimator
-# considers consistent with the spike train. The pair plots show one tonic and one bursting
-# recording; the orange point is the ground truth.
+# considers consistent with the spike train. The pair plots show a tonic and a bursting recording
+# (where the recordings have both classes); {glue:text}`truth_marker`
 
 # %%
 samples = {k: post.sample(N_SAMPLES, x_obs.loc[k].to_numpy(), seed=SEED) for k in trains}
-truth_g = truth[list(prior.names)]
-shown = [truth.index[truth["label"] == "spiking"][0], truth.index[truth["label"] == "bursting"][0]]
-fig = plotting.plot_conductance_pairs(np.vstack([samples[shown[0]], truth_g.loc[[shown[0]]]]), prior.names,
-                                      highlight=[-1])
+by_class = {c: list(truth.index[truth["label"] == c]) for c in ("spiking", "bursting")}
+shown = [(by_class["spiking"] or list(trains))[0], (by_class["bursting"] or list(trains))[-1]]
+show("pair_first", f"{shown[0]} ({truth.loc[shown[0], 'label']})")
+show("pair_second", f"{shown[1]} ({truth.loc[shown[1], 'label']})")
+show("truth_marker", "the orange point is the ground truth." if data.has_truth else
+     "no ground truth was given, so none is marked and the comparisons with it are skipped.")
+
+
+def pairs_with_truth(k):
+    """Pair plot of recording k's samples, with its ground truth highlighted when it is known."""
+    if not data.has_truth:
+        return plotting.plot_conductance_pairs(samples[k], prior.names)
+    return plotting.plot_conductance_pairs(np.vstack([samples[k], data.truth.loc[[k], list(prior.names)]]),
+                                           prior.names, highlight=[-1])
+
+
+fig = pairs_with_truth(shown[0])
 
 # %%
-below = {k: (samples[k] < truth_g.loc[k].to_numpy()).mean(axis=0) for k in trains}  # truth's quantile per marginal
-inside = {k: (q > 0) & (q < 1) for k, q in below.items()}
-show("truth_inside_tonic", f"{int(inside[shown[0]].sum())} of {prior.dim}")
-show("truth_inside_bursting", f"{int(inside[shown[1]].sum())} of {prior.dim}")
+if data.has_truth:  # truth's quantile per marginal
+    below = {k: (samples[k] < data.truth.loc[k, list(prior.names)].to_numpy()).mean(axis=0) for k in trains}
+    inside = {k: int(((q > 0) & (q < 1)).sum()) for k, q in below.items()}
+    verdict = [f"its ground truth lies within the range of the samples in {inside[k]} of {prior.dim} marginals"
+               for k in shown]
+else:
+    below = {}
+    verdict = ["the comparison with a ground truth is skipped (none was given)"] * 2
+show("truth_inside_first", verdict[0])
+show("truth_inside_second", verdict[1])
 
 # %% [markdown]
-# The pair plot of the tonic recording shows how far its posterior spreads along each conductance
+# The pair plot of {glue:text}`pair_first` shows how far its posterior spreads along each conductance
 # and which conductances trade off against each other: every sample is a combination the estimator
-# considers consistent with the same train. The ground truth lies within the range of the samples
-# in {glue:text}`truth_inside_tonic` marginals.
+# considers consistent with the same train; {glue:text}`truth_inside_first`.
 
 # %%
-fig = plotting.plot_conductance_pairs(np.vstack([samples[shown[1]], truth_g.loc[[shown[1]]]]), prior.names,
-                                      highlight=[-1])
+fig = pairs_with_truth(shown[1])
 
 # %% [markdown]
-# The bursting recording's set has its own shape; its ground truth lies within the range of the
-# samples in {glue:text}`truth_inside_bursting` marginals. Where the truth lies in each marginal of
-# every recording (the fraction of samples below it; 0 or 1 would mean "missed"):
+# The set of {glue:text}`pair_second` has its own shape; {glue:text}`truth_inside_second`. Where the
+# truth lies in each marginal of every recording (the fraction of samples below it; 0 or 1 would
+# mean "missed"; empty without a ground truth):
 
 # %%
 pd.DataFrame(below, index=list(prior.names)).T.round(2)
@@ -293,7 +330,7 @@ fig = plotting.plot_traces(res.traces["t"][window], res.traces["V"][:, window],
                            colors=[plotting.class_color(c) for c in checks[rec].table["label"][:3]])
 
 # %% [markdown]
-# Three posterior samples of a bursting recording, last second of the protocol, coloured by their
+# Three posterior samples of {glue:text}`pair_second`, last second of the protocol, coloured by their
 # simulated class. The threshold of `make check` for the share of samples that reproduce a recording
 # is {glue:text}`pc_min`; in this run {glue:text}`pc_sentence`. A strongly noisy, irregular
 # recording is expected to fail it: the noise-free simulator cannot produce irregular trains at its

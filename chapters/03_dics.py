@@ -53,6 +53,8 @@ N_TRAIN_FAST = 1500  # chapter 2's FAST training budget, so its cached posterior
 MAX_EPOCHS_FAST = 40  # chapter 2's FAST cap on training epochs
 N_SAMPLES = 1000  # posterior samples per recording mapped to the DIC plane
 N_PRIOR = 20000  # prior draws mapped to the DIC plane (the reference spread)
+RECORDINGS = None  # your spike-time CSV (ID,spiking_times; ms), as chapter 2's; None: the cell's demonstration recordings
+GROUND_TRUTH = None  # CSV of conductances per recording ID (ID,g_Na,...), or None: no comparison with a truth (the demonstration recordings bring theirs)
 
 # %%
 import matplotlib.pyplot as plt
@@ -329,11 +331,14 @@ fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(
 # to its DICs at its own threshold V_th, and we ask two questions: is the set narrower in the
 # (g_s, g_u) plane than in conductance space, and do tonic and bursting recordings land apart? The
 # recordings, prior, training budget, estimator and seed are chapter 2's, so its cached posterior is
-# loaded from `.cache/condspace/`. This section was built with {glue:text}`post_mode`.
+# loaded from `.cache/condspace/`. This section was built with {glue:text}`post_mode`, on
+# {glue:text}`recordings_source`
 
 # %%
-trains, truth = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
-duration = float(truth["duration_ms"].iloc[0])
+data = inference.load_recordings(cell, RECORDINGS, GROUND_TRUTH)  # chapter 2's recordings (RECORDINGS: yours)
+trains, duration = data.trains, data.duration
+show("recordings_source", f"{data.source}." + ("" if data.has_truth else " No ground truth was given "
+     "(`GROUND_TRUTH`): the comparisons with the true DICs below are skipped."))
 prior = inference.make_prior(cell)
 n_train = N_TRAIN_FAST if FAST else cell.inference_budget
 settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else None)
@@ -348,7 +353,8 @@ show("post_mode", f"chapter 2's FAST posterior ({n_train} simulations, at most {
 observed = {k: inference.observe(v, duration) for k, v in trains.items()}  # (features, feature row)
 theta = {k: post.sample(N_SAMPLES, x, seed=SEED) for k, (x, _) in observed.items()}
 d_post = {k: dics.dics_at_threshold(cell, inference.conductances(cell, prior, t)) for k, t in theta.items()}
-d_truth = dics.dics_at_threshold(cell, truth[list(cell.conductance_names)].to_numpy()).set_index(truth.index)
+d_truth = (dics.dics_at_threshold(cell, data.truth.to_numpy()).set_index(data.truth.index) if data.has_truth
+           else None)  # the true conductances' DICs, when known
 theta_prior = prior.sample(N_PRIOR, seed=SEED)
 d_prior = dics.dics_at_threshold(cell, inference.conductances(cell, prior, theta_prior))
 print(f"samples without a threshold (NaN DICs, left out below): prior {int(d_prior['V_th'].isna().sum())} of "
@@ -381,7 +387,8 @@ for k, (_, row) in observed.items():
     rows[k] = {"class": row["label"], "conductances": g_ratio, "DICs": dic_ratio,
                "DICs / conductances": dic_ratio / g_ratio, **dict(zip(DIC_AXES, iqr(dk) / iqr(prior_dics), strict=True))}
     where[k] = {"g_s on the class's side of 0": np.mean((dk[:, 0] < 0) == (row["label"] == "bursting")),
-                **{f"truth's {n} quantile": np.mean(dk[:, j] < d_truth.loc[k, n]) for j, n in enumerate(DIC_AXES)}}
+                **({f"truth's {n} quantile": np.mean(dk[:, j] < d_truth.loc[k, n]) for j, n in enumerate(DIC_AXES)}
+                   if data.has_truth else {})}
 spread = pd.DataFrame.from_dict(rows, orient="index")
 
 
@@ -420,8 +427,9 @@ for ax, k in zip(axes.flat, trains, strict=False):
     ax.scatter(*prior_dics[:5000].T, s=3, color="0.7", linewidths=0, rasterized=True, zorder=0.5, label="prior")
     plotting.plot_dic_plane(d_post[k]["g_s"], d_post[k]["g_u"], np.full(N_SAMPLES, spread.loc[k, "class"]), ax=ax,
                             size=4)
-    ax.scatter(*d_truth.loc[k, DIC_AXES], marker="*", s=160, color=plotting.HIGHLIGHT_COLOR, edgecolors="black",
-               linewidths=0.6, zorder=3, label="ground truth")
+    if data.has_truth:
+        ax.scatter(*d_truth.loc[k, DIC_AXES], marker="*", s=160, color=plotting.HIGHLIGHT_COLOR, edgecolors="black",
+                   linewidths=0.6, zorder=3, label="ground truth")
     ax.set(title=k, xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
     ax.label_outer()
     legend = ax.legend(fontsize="small", loc="upper right")
@@ -432,25 +440,29 @@ for ax in axes.flat[len(trains):]:
 
 # %% [markdown]
 # Grey: the prior (at V_th, g_s + g_u = −g_f, so it fills a band along the diagonal); coloured: the
-# posterior samples of each recording, by its class; orange: the ground truth's DICs. A recording
+# posterior samples of each recording, by its class; {glue:text}`truth_legend` A recording
 # made from a tonic set with strong noise (the STG's irregular one) can be classified as bursting
 # by its CV; its posterior is then restricted to bursting neurons although its truth is a tonic
 # set. Where the samples lie: the share on the side of g_s = 0 that the recording's class predicts,
-# and the quantile of the ground truth in each DIC (0 or 1 would mean "missed"):
+# and the quantile of the ground truth in each DIC (0 or 1 would mean "missed"; absent without a
+# ground truth):
 
 # %%
+show("truth_legend", "orange: the ground truth's DICs." if data.has_truth else "no ground truth was given.")
 where = pd.DataFrame.from_dict(where, orient="index")
-quantiles = where[[f"truth's {n} quantile" for n in DIC_AXES]]
 band = (0.05, 0.95)  # a truth outside the central 90 % of its posterior counts as near a miss
-central = quantiles.index[((quantiles > band[0]) & (quantiles < band[1])).all(axis=1)]
-show("truth_central", f"{len(central)} of {len(where)}")
-show("central_band", f"{band[0]:.0%} and {band[1]:.0%} quantiles")
+if data.has_truth:
+    quantiles = where[[f"truth's {n} quantile" for n in DIC_AXES]]
+    central = quantiles.index[((quantiles > band[0]) & (quantiles < band[1])).all(axis=1)]
+    show("truth_central", f"the ground truth lies between the {band[0]:.0%} and {band[1]:.0%} quantiles of both DICs "
+         f"for {len(central)} of {len(where)} recordings")
+else:
+    show("truth_central", "the comparison with a ground truth is skipped (none was given)")
 show("side_share", span(where["g_s on the class's side of 0"]))
 where.round(2)
 
 # %% [markdown]
-# In this run the ground truth lies between the {glue:text}`central_band` of both DICs for
-# {glue:text}`truth_central` recordings, and the share of samples on the side of g_s = 0 that the
+# In this run {glue:text}`truth_central`, and the share of samples on the side of g_s = 0 that the
 # recording's class predicts ranges over {glue:text}`side_share`. Where that share is low, the sign
 # of g_s at V_th does not carry the class, as for the populations above.
 

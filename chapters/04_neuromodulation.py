@@ -51,6 +51,10 @@ N_SIMULATED_FAST = 24  # neurons simulated per population and pair (FAST mode)
 USE_POSTERIOR = True  # full mode: posterior samples of chapter 2 (cached); FAST always uses a recording's neighbourhood
 N_INFERRED = 1000  # posterior samples, or neighbourhood draws (full mode)
 N_INFERRED_FAST = 120  # neighbourhood draws (FAST mode)
+RECORDINGS = None  # your spike-time CSV (ID,spiking_times; ms), as chapter 2's; None: the cell's demonstration recordings
+GROUND_TRUTH = None  # CSV of conductances per recording ID (ID,g_Na,...), or None (the demonstration recordings bring theirs)
+N_TRAIN_FAST = 1500  # chapter 2's FAST budget: the posterior used in FAST mode when there is no ground truth
+MAX_EPOCHS_FAST = 40  # chapter 2's FAST cap on training epochs
 
 # %%
 import numpy as np
@@ -254,29 +258,35 @@ fig = plotting.plot_traces(t_all[window], np.array(traces),
 # {glue:text}`cloud_sigma` in log units) around the
 # recording's ground truth, kept when their simulated train reproduces the recording (chapter 2's
 # predictive-check rule). That population is not inferred; it is a neighbourhood of the recording.
-# This section used {glue:text}`inferred_source`.
+# Recordings without a ground truth (`RECORDINGS` without `GROUND_TRUTH`) have no neighbourhood:
+# FAST mode then uses chapter 2's FAST posterior. This section used {glue:text}`inferred_source`.
 
 # %%
-trains, table = inference.demonstration_recordings(cell, "data/recordings")  # chapter 2's recordings
-tonic = table.index[table["label"] == "spiking"][0]  # the first tonic one the cell declares
-train, truth = trains[tonic], table.loc[tonic]
-x_obs, observed = inference.observe(train, float(truth["duration_ms"]))
+data = inference.load_recordings(cell, RECORDINGS, GROUND_TRUTH)  # chapter 2's recordings (RECORDINGS: yours)
+trains, table = data.trains, data.table
+tonic = (list(table.index[table["label"] == "spiking"]) or list(table.index))[0]  # the first tonic one, if any
+train = trains[tonic]
+x_obs, observed = inference.observe(train, data.duration)
 prior = inference.make_prior(cell)
-print(f"recording: {observed['label']}, {observed['rate_hz']:.1f} Hz")
+print(f"recording {tonic}: {observed['label']}, {observed['rate_hz']:.1f} Hz")
 
 # %%
 rng = np.random.default_rng(SEED)
 cloud_sigma = 0.25  # log-normal spread of the FAST stand-in around the recording's ground truth
 show("cloud_sigma", f"{cloud_sigma:g}")
-if USE_POSTERIOR and not FAST:
-    post, _ = inference.trained_posterior(cell, cell.inference_budget,
-                                          settings=inference.standard_settings(), prior=prior, seed=SEED, backend=BACKEND)
-    source, G_inf = "posterior samples", inference.conductances(cell, prior, post.sample(N_INFERRED, x_obs, seed=SEED))
+if (USE_POSTERIOR and not FAST) or not data.has_truth:
+    n_post = N_TRAIN_FAST if FAST else cell.inference_budget
+    settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else None)
+    post, _ = inference.trained_posterior(cell, n_post, settings=settings, prior=prior, seed=SEED, backend=BACKEND)
+    source, G_inf = (f"posterior samples ({n_post} training simulations) of recording {tonic}",
+                     inference.conductances(cell, prior, post.sample(N_INFERRED_FAST if FAST else N_INFERRED, x_obs,
+                                                                     seed=SEED)))
 else:
-    g_truth = truth[list(cell.conductance_names)].to_numpy(dtype=float)
+    g_truth = data.truth.loc[tonic].to_numpy(dtype=float)
     n_draw = N_INFERRED_FAST if FAST else N_INFERRED
     cloud = g_truth * np.exp(rng.normal(0.0, cloud_sigma, (n_draw, cell.n_channels)))
-    cloud[:, [cell.index(k) for k in cell.fixed]] = list(cell.fixed.values())
+    held = [k for k in cell.fixed if k not in prior.names]  # fixed and not inferred (an inferred one varies)
+    cloud[:, [cell.index(k) for k in held]] = [cell.fixed[k] for k in held]
     feats = features.from_simulation(simulate(cell, cloud, backend=backend, **protocol))
     source, G_inf = "recording's neighbourhood (not inferred)", cloud[inference.reproduces(observed, feats)[0]]
 d_inf = dics.dics(cell, G_inf, recipe.V_ref)

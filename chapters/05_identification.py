@@ -50,6 +50,9 @@ DIC_PER_HYPOTHESIS = 5  # held-out neurons per hypothesis scored by the DIC rout
 N_SAMPLES = 30  # posterior samples per recording for the DIC route (FAST: 15)
 MAX_EPOCHS_FAST = 15  # cap on training epochs in FAST mode
 MAX_EPOCHS_FLOW = 100  # cap on the epochs of the DIC route's posterior flows in full mode (≈ 8 min at 6,000)
+RECORDINGS_BEFORE = None  # your spike-time CSV (ID,spiking_times; ms) before the drug; None (with AFTER): the worked example
+RECORDINGS_AFTER = None  # the same neurons (same IDs) after the drug; give both files or neither
+GROUND_TRUTH = None  # CSV with columns ID,subset (the targeted channels, e.g. "CaS+H"), or None: the ranking is not scored
 
 # %%
 import numpy as np
@@ -254,16 +257,23 @@ glue("ece_nmax", f"{r['ece'].iloc[-1]:.3f}", display=False)
 # Ten neurons recorded before and after one drug (for the STG, the files
 # `data/recordings/stg_modulation_before.csv` and `..._after.csv`, made by
 # `tools/make_modulated_recordings.py`; for other cells simulated here the same way). The answer is in
-# a separate truth file, read below only to score the ranking.
+# a separate truth file, read below only to score the ranking. The parameters `RECORDINGS_BEFORE` and
+# `RECORDINGS_AFTER` (both, same IDs) put your own pair of files here, and `GROUND_TRUTH` (columns
+# `ID,subset`) the subset you know the drug targeted, if you do. This example:
+# {glue:text}`example_source`
 
 # %%
-before, after, truth = identification.demonstration_modulation(cell, "data/recordings")
+before, after, truth = identification.load_modulation(cell, RECORDINGS_BEFORE, RECORDINGS_AFTER, GROUND_TRUTH)
+glue("example_source", ("the worked example" if RECORDINGS_BEFORE is None else
+                        f"{len(before)} neurons of {RECORDINGS_BEFORE} and {RECORDINGS_AFTER}")
+     + ("." if truth is not None else "; no ground truth was given, so the ranking is not scored against one."),
+     display=False)
 duration = identification.recording_protocol(cell).duration
 ids = list(before)
 x_b = inference.summary_features([before[i] for i in ids], duration)
 x_a = inference.summary_features([after[i] for i in ids], duration)
 result = identification.identify(model, x_b, x_a, ids)
-true_subset = truth["subset"].iloc[0]
+true_subset = None if truth is None else truth["subset"].iloc[0]
 fig = plots.plot_ranking(result.ranking, truth=true_subset)
 
 # %%
@@ -271,17 +281,17 @@ by_n = pd.DataFrame({k: identification.marginals(
     np.exp(identification.combine(result.per_neuron[:k], model.classifier.log_prior)),
     identification.membership(cell)) for k in range(1, len(result.used) + 1)},
     index=list(identification.modulable_channels(cell))).T
-fig = plots.plot_marginals_by_n(by_n, truth=true_subset.split("+"))
-rank_true = int(result.ranking.set_index("subset").loc[true_subset, "rank"])
+fig = plots.plot_marginals_by_n(by_n, truth=() if true_subset is None else true_subset.split("+"))
 glue("example_n", len(result.used), display=False)
 glue("example_top", result.ranking["subset"].iloc[0], display=False)
 glue("example_top_p", f"{result.ranking['probability'].iloc[0]:.2f}", display=False)
-glue("example_true_rank", rank_true, display=False)
+glue("example_true_rank", "is unknown here (no ground truth), so the ranking is not scored" if true_subset is None
+     else f"ranks {int(result.ranking.set_index('subset').loc[true_subset, 'rank'])}", display=False)
 
 # %% [markdown]
-# As neurons are added, the probability that each channel was targeted sharpens (the true channels
-# in orange). With all {glue:text}`example_n` neurons the most probable subset is
-# {glue:text}`example_top` (probability {glue:text}`example_top_p`); the true subset ranks
+# As neurons are added, the probability that each channel was targeted sharpens (the true channels,
+# when known, in orange). With all {glue:text}`example_n` neurons the most probable subset is
+# {glue:text}`example_top` (probability {glue:text}`example_top_p`); the true subset
 # {glue:text}`example_true_rank`. The table a reader would report:
 
 # %%

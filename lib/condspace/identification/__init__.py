@@ -47,6 +47,7 @@ from condspace.identification.experiments import (
     draw_modulations,
     example_subset,
     load_experiments,
+    load_modulation,
     modulated_recordings,
     random_experiments,
     recording_protocol,
@@ -58,6 +59,7 @@ from condspace.identification.model import DEFAULT_BUDGET, Identification, Ident
 __all__ = [
     "DEFAULT_BUDGET", "FACTOR_RANGE", "GROUP_THRESHOLD", "NOISE_STD", "Classifier", "ClassifierSettings",
     "ExperimentSet", "Identification", "Identifier", "apply_modulation", "demonstration_modulation",
+    "load_modulation",
     "example_subset", "modulated_recordings", "auc", "combine", "confusion",
     "dic_path_experiments", "draw_experiments", "draw_modulations", "expected_calibration_error", "group_top1",
     "hypotheses", "identifiability_groups", "identifier", "identify", "label", "labels", "load_classifier",

@@ -36,7 +36,7 @@ import numpy as np
 from condspace import cells as _cells
 from condspace import inference as _inf
 from condspace.channels import CellType
-from condspace.identification.hypotheses import hypotheses, modulable_channels
+from condspace.identification.hypotheses import hypotheses, labels, modulable_channels
 
 FORMAT = "condspace.modulation_experiments/1"
 FACTOR_RANGE = (1.25, 4.0)  # magnitude of a modulation factor (log-uniform), up or down
@@ -383,3 +383,96 @@ def demonstration_modulation(cell: str | CellType, folder: str | Path | None = N
             truth = pd.read_csv(paths[2], dtype={"ID": str}).set_index("ID")
             return dict(_rec.load_csv(paths[0])), dict(_rec.load_csv(paths[1])), truth
     return modulated_recordings(cell)
+
+
+def load_modulation(cell: str | CellType, before: str | Path | None = None, after: str | Path | None = None,
+                    ground_truth: str | Path | None = None, *, folder: str | Path | None = "data/recordings"
+                    ) -> tuple[dict, dict, Any]:
+    """The before/after recordings of chapter 5: the worked example by default, or the user's pair of files.
+
+    Args:
+        cell: Cell type or its name.
+        before: Spike-time CSV (``ID,spiking_times``, :mod:`condspace.recordings`) of the neurons
+            before the drug, or ``None`` with ``after`` for :func:`demonstration_modulation` (with its truth).
+        after: The same neurons after the drug (an ID pairs one neuron's two trains), or ``None``.
+        ground_truth: Optional CSV with columns ``ID`` and ``subset``: the channels the drug targeted,
+            joined by ``+`` in the order of :func:`modulable_channels` (e.g. ``CaS+H``), the same on
+            every row; it only scores the ranking. Default: none for a user's files.
+        folder: Folder of the shipped worked example.
+
+    Returns:
+        (before ID → times, after ID → times, truth DataFrame indexed by ID with a ``subset``
+        column, or ``None``). The trains are read as windows of the cell's protocol duration.
+
+    Raises:
+        FileNotFoundError: A file does not exist (named with its parameter).
+        ValueError: One of ``before``/``after`` without the other; a malformed file (file and
+            line named by :func:`condspace.recordings.load_csv`); IDs on one side only; no
+            recordings; trains flagged invalid or longer than the window; a truth file without an
+            ``ID`` or ``subset`` column, missing IDs, several subsets or an unknown one.
+    """
+    from condspace import recordings as _rec  # noqa: PLC0415
+
+    cell = _cells.get(cell)
+    if before is None and after is None:
+        b, a, truth = demonstration_modulation(cell, folder)
+        if ground_truth is not None:
+            truth = _subset_truth(ground_truth, cell, list(b))
+        return b, a, truth
+    if before is None or after is None:
+        raise ValueError("RECORDINGS_BEFORE and RECORDINGS_AFTER: give both files (the same neurons before and after "
+                         "the drug) or neither (the worked example)")
+    duration = recording_protocol(cell).duration
+    sides = {}
+    for name, path in (("RECORDINGS_BEFORE", before), ("RECORDINGS_AFTER", after)):
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{name}: no such file {str(path)!r}; expected a spike-time CSV (ID,spiking_times)")
+        trains = _rec.load_csv(path)
+        if not trains:
+            raise ValueError(f"{path}: no recordings (a header and no rows)")
+        if trains.invalid:
+            raise ValueError(f"{path}: recordings {sorted(trains.invalid)[:10]} are flagged invalid; remove them from "
+                             "both files")
+        for ident, times in trains.items():
+            if times.size > 1 and float(times[-1] - times[0]) > duration:
+                raise ValueError(f"{path}: recording {ident!r} spans {float(times[-1] - times[0]):.1f} ms, longer than "
+                                 f"the analysed window of {duration:g} ms (the cell's protocol); cut it to that window")
+        sides[name] = (path, trains)
+    (pb, b), (pa, a) = sides.values()
+    only_b, only_a = [i for i in b if i not in a], [i for i in a if i not in b]
+    if only_b or only_a:
+        raise ValueError(f"IDs on one side only: {only_b[:10]} only in {pb}, {only_a[:10]} only in {pa}; an ID pairs "
+                         "one neuron's trains before and after, so both files need the same IDs")
+    truth = None if ground_truth is None else _subset_truth(ground_truth, cell, list(b))
+    ids = list(b)
+    return {i: b[i] for i in ids}, {i: a[i] for i in ids}, truth
+
+
+def _subset_truth(path: str | Path, cell: CellType, ids: list[str]) -> Any:
+    """The ``ID,subset`` truth of chapter 5 (see :func:`load_modulation`), checked."""
+    import pandas as pd  # noqa: PLC0415
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"GROUND_TRUTH: no such file {str(path)!r}; expected a CSV with columns ID,subset")
+    try:
+        truth = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: unreadable CSV ({str(err).strip()})") from None
+    missing_cols = [c for c in ("ID", "subset") if c not in truth.columns]
+    if missing_cols:
+        raise ValueError(f"{path}, line 1: no {' or '.join(missing_cols)} column; expected a header such as ID,subset")
+    truth = truth.set_index("ID")
+    missing = [i for i in ids if i not in truth.index]
+    if missing:
+        raise ValueError(f"{path}: no ground truth for recordings {missing[:10]}; add a row per ID (or leave "
+                         "GROUND_TRUTH unset)")
+    truth = truth.loc[ids]
+    subsets = sorted(set(truth["subset"].str.strip()))
+    if len(subsets) != 1:
+        raise ValueError(f"{path}: the subset column holds {subsets}; one drug targets one subset, the same on "
+                         "every row")
+    if subsets[0] not in labels(cell):
+        raise ValueError(f"{path}: subset {subsets[0]!r} is not a hypothesis of cell {cell.name!r}; expected one of "
+                         f"{list(labels(cell))} (channels joined by '+' in declaration order)")
+    truth["subset"] = subsets[0]
+    return truth

@@ -88,7 +88,10 @@ from condspace.inference.cache import (  # noqa: E402
 )
 from condspace.inference.demonstration import (  # noqa: E402
     RECORDING_DECIMALS,
+    RecordingSet,
     demonstration_recordings,
+    load_ground_truth,
+    load_recordings,
     synthetic_recordings,
 )
 from condspace.inference.diagnostics import (  # noqa: E402
@@ -122,11 +125,12 @@ from condspace.inference.training import estimator_code_hash, train, trained_pos
 __all__ = [
     "CACHE_FORMAT", "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION",
     "FlowEnsemble", "MIN_SPIKES", "PERIOD_TOLERANCE", "POSTERIOR_FORMAT", "Posterior", "PredictiveCheck",
-    "Prior", "Protocol", "RATE_TOLERANCE", "RECORDING_DECIMALS", "RESTRICTION_CLASSES", "SPB_TOLERANCE",
+    "Prior", "Protocol", "RATE_TOLERANCE", "RECORDING_DECIMALS", "RESTRICTION_CLASSES", "RecordingSet", "SPB_TOLERANCE",
     "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet", "array_checksum", "atomic_write",
     "cache_key", "cached_simulations", "cell_fingerprint", "conductances", "default_cache_dir",
     "demonstration_recordings", "estimator_code_hash", "expected_coverage", "feature_cloud_distance",
-    "held_out", "hpd_ranks", "leakage", "load_posterior", "load_training_set", "make_prior", "observe",
+    "held_out", "hpd_ranks", "leakage", "load_ground_truth", "load_posterior", "load_recordings",
+    "load_training_set", "make_prior", "observe",
     "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
     "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads",
     "train", "train_restriction", "trained_posterior", "training_set", "versions",
