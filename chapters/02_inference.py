@@ -103,7 +103,7 @@ show("mode", f"FAST mode: {n_train} training simulations, at most {settings.max_
 data = inference.load_recordings(cell, RECORDINGS, GROUND_TRUTH)  # shipped files, simulated, or RECORDINGS
 trains, truth, duration = data.trains, data.table, data.duration  # truth: observed classes (+ ground truth if known)
 show("recordings_source", f"{data.source}." + (
-    "" if data.has_truth else " No ground truth was given (`GROUND_TRUTH`), so every comparison with the true "
+    "" if data.has_truth else " No ground truth was given (GROUND_TRUTH), so every comparison with the true "
     "conductances below is skipped; the checks that need no truth (feature cloud, predictive check, calibration "
     "on simulations) still run."))
 truth[[c for c in ("example", "noise_std", "label", "rate_hz", "cv_isi", "spikes_per_burst", "burst_period_ms")

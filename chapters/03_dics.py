@@ -338,7 +338,7 @@ fig = plotting.plot_dic_map(gs_axis, gu_axis, {c: medians[c].to_numpy().reshape(
 data = inference.load_recordings(cell, RECORDINGS, GROUND_TRUTH)  # chapter 2's recordings (RECORDINGS: yours)
 trains, duration = data.trains, data.duration
 show("recordings_source", f"{data.source}." + ("" if data.has_truth else " No ground truth was given "
-     "(`GROUND_TRUTH`): the comparisons with the true DICs below are skipped."))
+     "(GROUND_TRUTH): the comparisons with the true DICs below are skipped."))
 prior = inference.make_prior(cell)
 n_train = N_TRAIN_FAST if FAST else cell.inference_budget
 settings = inference.standard_settings(max_epochs=MAX_EPOCHS_FAST if FAST else None)

@@ -321,3 +321,61 @@ def test_chapter_5_executes_fast_for_the_da_neuron(run_fast_da):
     assert not errors and nb.metadata["papermill"]["parameters"]["CELL_TYPE"] == "da"
     text = "".join(o.get("text", "") for c in code for o in c.get("outputs", []))
     assert "cell da | 15 hypotheses" in text  # 5 modulable DA channels (NMDA fixed) and their 10 pairs
+
+
+# ----- the book on the user's recordings (RECORDINGS, GROUND_TRUTH) ------------------------------
+# One FAST run of chapter 2 on a user's file without ground truth: two shipped trains under new IDs,
+# written to tmp_path (the posterior is chapter 2's FAST one, cached by the run above). The run
+# with the shipped ground truth is test_chapter_executes_fast; bad ground-truth files and chapters
+# 3-5's loaders are tested in tests/test_recordings.py without running a chapter.
+CHAPTER_2 = ROOT / "chapters" / "02_inference.py"
+
+
+def _run_chapter(source, out, parameters):
+    cmd = [sys.executable, str(EXECUTOR), str(source), str(out), "--timeout", str(CHAPTER_TIMEOUT_S)]
+    for name, value in parameters.items():
+        cmd += ["-p", name, repr(value)]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
+
+
+def _glued(nb):
+    """name → text of every value the notebook glued (myst-nb stores them as scrapbook outputs)."""
+    out = {}
+    for c in _cells(nb, "code"):
+        for o in c.get("outputs", []):
+            book = o.get("metadata", {}).get("scrapbook")
+            if book:
+                out[book["name"]] = o["data"].get(book.get("mime_prefix", "") + "text/plain", "")
+    return out
+
+
+def test_chapter_2_runs_on_a_users_recordings_without_ground_truth(tmp_path):
+    from condspace import recordings
+
+    shipped = recordings.load_csv(ROOT / "data" / "recordings" / "stg_recordings.csv")
+    mine = tmp_path / "my_recordings.csv"
+    recordings.save_csv(mine, {"neuron_A": shipped["stg_tonic"], "neuron_B": shipped["stg_bursting"]})
+    out = tmp_path / "02_mine.ipynb"
+    result = _run_chapter(CHAPTER_2, out, {**FAST_PARAMETERS, "RECORDINGS": str(mine)})
+    assert result.returncode == 0, f"chapter 2 failed on a user's recordings:\n{result.stderr[-4000:]}"
+    nb = nbformat.read(out, as_version=4)
+    errors = [o for c in _cells(nb, "code") for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    glued = _glued(nb)
+    assert "my_recordings.csv (2 recordings)" in glued["recordings_source"]
+    assert "No ground truth was given" in glued["recordings_source"]
+    assert "skipped" in glued["truth_inside_first"] and "skipped" in glued["truth_inside_second"]
+    assert "neuron_A (spiking)" in glued["pair_first"] and "neuron_B (bursting)" in glued["pair_second"]
+    # the checks that need no truth ran on the user's IDs
+    printed = "".join(str(o.get("data", {}).get("text/plain", "")) + o.get("text", "")
+                      for c in _cells(nb, "code") for o in c.get("outputs", [])
+                      if "scrapbook" not in o.get("metadata", {}))
+    assert "neuron_A" in printed and "neuron_B" in printed and "stg_tonic" not in printed
+
+
+def test_chapter_2_names_the_file_and_line_of_a_bad_recording(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text('ID,spiking_times\nn1,"[3001.0, 3050.5, 3100.0]"\nn2,"[3001.0, 3000.0, 3200.0]"\n')
+    result = _run_chapter(CHAPTER_2, tmp_path / "02_bad.ipynb", {**FAST_PARAMETERS, "RECORDINGS": str(bad)})
+    assert result.returncode != 0
+    assert f"{bad}, line 3: spike times must be strictly increasing" in result.stderr + result.stdout
