@@ -143,7 +143,7 @@ show("fixed_sentence", " ".join(
      f"[{lo:g}, {hi:g}] mS/cm²: the published sets that make this cell's recordings have {n} from "
      f"{min(published[n]):.4g} to {max(published[n]):.4g}, so a prior that fixed it could not contain their truth "
      "(the box is the population recipe's scaling of it with g_leak over the prior's g_leak range; "
-     f"`condspace/cells/` documents it)." for n, (lo, hi) in released.items()]
+     "the cell's declaration in lib/condspace/cells documents it)." for n, (lo, hi) in released.items()]
     + ([f"Fixed conductances ({', '.join(held)}) are not inferred."] if held else [])
     + ([] if released or held else ["Every conductance of this cell is inferred."])))
 pd.DataFrame({"low (mS/cm²)": prior.low, "high (mS/cm²)": prior.high}, index=list(prior.names)).T
