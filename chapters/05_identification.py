@@ -55,6 +55,8 @@ RECORDINGS_AFTER = None  # the same neurons (same IDs) after the drug; give both
 GROUND_TRUTH = None  # CSV with columns ID,subset (the targeted channels, e.g. "CaS+H"), or None: the ranking is not scored
 
 # %%
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
@@ -265,7 +267,7 @@ glue("ece_nmax", f"{r['ece'].iloc[-1]:.3f}", display=False)
 # %%
 before, after, truth = identification.load_modulation(cell, RECORDINGS_BEFORE, RECORDINGS_AFTER, GROUND_TRUTH)
 glue("example_source", ("the worked example" if RECORDINGS_BEFORE is None else
-                        f"{len(before)} neurons of {RECORDINGS_BEFORE} and {RECORDINGS_AFTER}")
+                        f"{len(before)} neurons of {Path(RECORDINGS_BEFORE).name} and {Path(RECORDINGS_AFTER).name}")
      + ("." if truth is not None else "; no ground truth was given, so the ranking is not scored against one."),
      display=False)
 duration = identification.recording_protocol(cell).duration
