@@ -325,17 +325,20 @@ def test_chapter_5_executes_fast_for_the_da_neuron(run_fast_da):
 
 # ----- the book on the user's recordings (RECORDINGS, GROUND_TRUTH) ------------------------------
 # One FAST run of chapter 2 on a user's file without ground truth: two shipped trains under new IDs,
-# written to tmp_path (the posterior is chapter 2's FAST one, cached by the run above). The run
-# with the shipped ground truth is test_chapter_executes_fast; bad ground-truth files and chapters
-# 3-5's loaders are tested in tests/test_recordings.py without running a chapter.
+# written to tmp_path (its posterior is chapter 2's FAST one, which the shared STG run has cached by
+# the time these last tests run), and one on a malformed file, which stops at the loading cell. The
+# run with the shipped ground truth is test_chapter_executes_fast; ground-truth files and chapters
+# 3-5's loaders are tested in tests/test_user_recordings.py without running a chapter.
 CHAPTER_2 = ROOT / "chapters" / "02_inference.py"
 
 
 def _run_chapter(source, out, parameters):
+    from _chapter_runs import CHAPTER_TIMEOUT_S, ENVIRONMENT, EXECUTOR  # noqa: PLC0415
+
     cmd = [sys.executable, str(EXECUTOR), str(source), str(out), "--timeout", str(CHAPTER_TIMEOUT_S)]
     for name, value in parameters.items():
         cmd += ["-p", name, repr(value)]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
+    return subprocess.run(cmd, cwd=ROOT, env=ENVIRONMENT, capture_output=True, text=True, timeout=CHAPTER_TIMEOUT_S)
 
 
 def _glued(nb):
