@@ -63,6 +63,14 @@ def test_a_users_file_with_ground_truth(mine):
     assert data.truth.loc["stg_tonic", "g_Na"] == 4759.33 and data.table.loc["stg_tonic", "example"] == "tonic spiking"
 
 
+def test_ground_truth_given_with_the_default_recordings_replaces_the_shipped_one(tmp_path):
+    write(tmp_path, f"ID,{STG_G}\n" + "".join(f"{i},1,2,3,4,5,6,7,0.01\n" for i in cells.get("stg").recordings),
+          "t.csv")
+    data = inference.load_recordings("stg", None, tmp_path / "t.csv", folder=DATA)
+    assert (data.truth["g_Na"] == 1.0).all() and (data.table["g_leak"] == 0.01).all()
+    assert data.table.loc["stg_tonic", "label"] == "spiking"  # the observed class is kept
+
+
 def test_a_fixed_conductance_may_be_omitted_from_the_ground_truth(tmp_path):
     da = cells.get("da")
     ex = da.example("bursting")
