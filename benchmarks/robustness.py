@@ -101,8 +101,9 @@ def score_one(post: inference.Posterior, spikes: np.ndarray, truth: pd.Series, n
                 "predictive": check.fraction, "rule": check.criterion, "hpd_rank": rank,
                 "in_hpd_50": rank < 0.5, "in_hpd_90": rank < 0.9, "note": ""})
     if refine is not None:
-        result = refine(post, spikes, training, check=n_check, before=check, duration=duration, seed=seed,
-                        backend=backend, progress=False)
+        # the check above is the amortised one refine_if_failing would run: same samples, check and seed
+        result = refine(post, spikes, training, check=n_check, samples=n_samples, before=check, duration=duration,
+                        seed=seed, backend=backend, progress=False)
         refined_rank = rank
         if result.refined:
             refined_rank = float(inference.hpd_ranks(result.posterior, theta_true[None], x_obs[None],
