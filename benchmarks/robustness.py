@@ -143,8 +143,14 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         recordings=("ID", "size"), predictive=("predictive", "mean"), predictive_tonic=(
             "predictive", lambda s: s[table.loc[s.index, "class"] == "spiking"].mean()),
         predictive_bursting=("predictive", lambda s: s[table.loc[s.index, "class"] == "bursting"].mean()),
-        predictive_refined=("predictive_refined", "mean"), coverage_50=("in_hpd_50", "mean"),
-        coverage_90=("in_hpd_90", "mean"))
+        predictive_refined=("predictive_refined", "mean"), coverage_50=("hpd_rank", lambda r: _share_below(r, 0.5)),
+        coverage_90=("hpd_rank", lambda r: _share_below(r, 0.9)))
+
+
+def _share_below(ranks: pd.Series, level: float) -> float:
+    """Share of the scored recordings (rank not NaN) whose truth lies in the ``level`` HPD region."""
+    ranks = ranks.dropna()
+    return float((ranks < level).mean()) if len(ranks) else float("nan")
 
 
 def budget_kind(args: argparse.Namespace) -> str:

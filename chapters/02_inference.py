@@ -493,7 +493,8 @@ def robustness_sentence(table, about):
                      f"{by_std.iloc[-1]:.2f}, and {tonic.iloc[-1]:.2f} for the tonic sets alone")
     parts.append(f". The hardest perturbation is {worst_kind} at {worst_strength:g} {unit}".rstrip() +
                  f" ({perturbed.min():.2f}). ")
-    inside = table.groupby(table["kind"] == "baseline")["in_hpd_90"].mean()
+    scored = table[table["hpd_rank"].notna()]
+    inside = (scored["hpd_rank"] < 0.9).groupby(scored["kind"] == "baseline").mean()
     parts.append(f"The true conductances lie in the 90 % HPD region for {inside.get(True, np.nan):.0%} of the "
                  f"training simulator's recordings and {inside.get(False, np.nan):.0%} of the perturbed ones")
     refined = table["predictive_refined"].notna()
@@ -534,7 +535,8 @@ else:
         bottom.scatter(rows["x"], rows["hpd_rank"], s=10, alpha=0.5, color=["C0" if c == "spiking" else "C1"
                                                                           for c in rows["class"]])
         for level, style in ((0.5, "v-"), (0.9, "^-")):
-            covered = (rows["hpd_rank"] < level).groupby(rows["x"]).mean()
+            scored = rows[rows["hpd_rank"].notna()]
+            covered = (scored["hpd_rank"] < level).groupby(scored["x"]).mean()
             bottom.plot(covered.index, covered.to_numpy(), style, color="black", ms=4, lw=0.8,
                         label=f"share in the {level:.0%} HPD region")
             bottom.axhline(level, color="0.8", lw=0.6)

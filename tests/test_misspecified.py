@@ -191,7 +191,9 @@ def _table() -> pd.DataFrame:
                          "missed_fraction": 0.0, "duration_ms": 3000.0, "predictive": pred, "hpd_rank": rank,
                          "in_hpd_50": rank < 0.5, "in_hpd_90": rank < 0.9, "predictive_refined": np.nan,
                          "hpd_rank_refined": np.nan, "refined": np.nan, **extra})
-    return pd.DataFrame(rows)
+    silent = {**rows[0], "ID": "tonic_1_missed_0.5", "kind": "missed", "strength": 0.5, "missed_fraction": 0.5,
+              "predictive": np.nan, "hpd_rank": np.nan, "in_hpd_50": np.nan, "in_hpd_90": np.nan}
+    return pd.DataFrame([*rows, silent])  # a recording too short to score: NaN, left out of every share
 
 
 def test_benchmark_summary_averages_per_perturbation(bench):
@@ -200,6 +202,7 @@ def test_benchmark_summary_averages_per_perturbation(bench):
     assert summary.loc[("baseline", 0.0), "coverage_90"] == 1.0
     assert summary.loc[("noise", 2.5), "coverage_90"] == 0.0
     assert summary.loc[("noise", 5.0), "predictive_tonic"] == pytest.approx(0.3)
+    assert np.isnan(summary.loc[("missed", 0.5), "coverage_90"]) and summary.loc[("missed", 0.5), "recordings"] == 1
 
 
 def _section_code() -> str:
