@@ -192,8 +192,12 @@ def _label(train: np.ndarray, duration: float) -> str:
     return str(features.extract([train], duration)["label"].iloc[0])
 
 
+def _log(message: str) -> None:
+    print(message, flush=True)  # progress of a run of many minutes, also when stdout is a file
+
+
 def build(workers: int = 1, sets_per_class: int = SETS_PER_CLASS, noise_sigmas=NOISE_SIGMAS,
-          log=print) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], pd.DataFrame]:
+          log=_log) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], pd.DataFrame]:
     """Every misspecified recording and its truth.
 
     Returns:
