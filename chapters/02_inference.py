@@ -508,9 +508,11 @@ def robustness_sentence(table, about):
 
 robust, robust_about = read_robustness(ROBUSTNESS_CSV)
 if robust is None:
-    glue("robust_source", Markdown(f"No robustness file (`{ROBUSTNESS_CSV}`) is present in this checkout; "
-                                   f"`{ROBUSTNESS_COMMAND}` writes it (`--fast` for a run of minutes on chapter "
-                                   "2's FAST posterior)."), display=False)
+    glue("robust_source", Markdown(
+        f"No robustness file (`{ROBUSTNESS_CSV}`) is present in this checkout; " + (
+            f"`{ROBUSTNESS_COMMAND}` writes it (`--fast` for a run of minutes on chapter 2's FAST posterior)."
+            if CELL_TYPE == "stg" else f"the misspecified recordings and the benchmark exist for the STG neuron only, "
+                                       f"and this page is built for the {CELL_TYPE} cell.")), display=False)
     glue("robust_n_sets", "several", display=False)
     glue("robust_sentence", "There is nothing to show.", display=False)
 else:

@@ -213,7 +213,7 @@ def _section_code() -> str:
     return "\n".join(c.split("\n", 1)[1] for c in cells_[1:] if not c.startswith(" [markdown]"))
 
 
-def _run_section(tmp_path, monkeypatch) -> dict:
+def _run_section(tmp_path, monkeypatch, cell: str = "stg") -> dict:
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -222,7 +222,7 @@ def _run_section(tmp_path, monkeypatch) -> dict:
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.__setitem__(name, value))
     monkeypatch.chdir(tmp_path)
-    exec(compile(_section_code(), "02_inference.py[robustness]", "exec"), {"CELL_TYPE": "stg"})  # noqa: S102
+    exec(compile(_section_code(), "02_inference.py[robustness]", "exec"), {"CELL_TYPE": cell})  # noqa: S102
     return glued
 
 
@@ -231,6 +231,8 @@ def test_chapter_section_says_when_the_csv_is_missing(tmp_path, monkeypatch):
     text = glued["robust_source"].data
     assert "No robustness file" in text and "python benchmarks/robustness.py" in text
     assert glued["robust_sentence"] == "There is nothing to show."
+    other = _run_section(tmp_path, monkeypatch, cell="da")["robust_source"].data
+    assert "da_robustness.csv" in other and "STG neuron only" in other
 
 
 def test_chapter_section_reads_the_csv(tmp_path, monkeypatch):
