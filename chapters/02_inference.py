@@ -483,16 +483,16 @@ def robustness_sentence(table, about):
     by_std = noise.groupby("noise_std")["predictive"].mean()
     perturbed = table[~table["kind"].isin(["baseline"])].groupby(["kind", "strength"])["predictive"].mean()
     worst_kind, worst_strength = perturbed.idxmin()
-    units = table.loc[table["kind"] == worst_kind, "unit"].dropna()
-    unit = str(units.iloc[0]) if len(units) else ""
+    worst = {"integrator": "the reference integrator", "noise": f"noise of σ = {worst_strength:g} µA/cm² before filtering",
+             "jitter": f"a jitter of ±{worst_strength:g} ms", "missed": f"{worst_strength:.0%} of the spikes missed",
+             "duration": f"a recording of {worst_strength:g} s"}.get(worst_kind, f"{worst_kind} {worst_strength:g}")
     parts = [f"Averaged over the sets, the amortised posterior's predictive check is {base:.2f} on recordings of the "
              f"training simulator and {ref:.2f} on the reference integrator's"]
     if len(by_std):
         tonic = noise[noise["class"] == "spiking"].groupby("noise_std")["predictive"].mean()
         parts.append(f"; under the strongest noise (std {by_std.index.max():.2g} µA/cm² after filtering) it is "
                      f"{by_std.iloc[-1]:.2f}, and {tonic.iloc[-1]:.2f} for the tonic sets alone")
-    parts.append(f". The hardest perturbation is {worst_kind} at {worst_strength:g} {unit}".rstrip() +
-                 f" ({perturbed.min():.2f}). ")
+    parts.append(f". The hardest perturbation is {worst} ({perturbed.min():.2f}). ")
     scored = table[table["hpd_rank"].notna()]
     inside = (scored["hpd_rank"] < 0.9).groupby(scored["kind"] == "baseline").mean()
     parts.append(f"The true conductances lie in the 90 % HPD region for {inside.get(True, np.nan):.0%} of the "
@@ -543,15 +543,17 @@ else:
                         label=f"share in the {level:.0%} HPD region")
             bottom.axhline(level, color="0.8", lw=0.6)
         top.set(title=title, ylim=(-0.03, 1.03))
+        top.tick_params(labelbottom=False)  # the x axis is labelled once, under the bottom row
         bottom.set(xlabel=xlabel, ylim=(-0.03, 1.03))
         if column is None:
             for ax in (top, bottom):
                 ax.set_xticks([0, 1], ["training\nsimulator", "reference"])
                 ax.set_xlim(-0.4, 1.4)
+            bottom.set_xlabel("")
     axes[0, 0].set_ylabel("predictive check")
     axes[1, 0].set_ylabel("HPD rank of the truth")
     axes[0, 0].legend(fontsize="x-small")
-    legend = axes[1, 0].legend(fontsize="x-small", loc="lower left")
+    legend = axes[1, 0].legend(fontsize="x-small", loc="lower left", framealpha=0.9)
 
 # %% [markdown]
 # {glue:text}`robust_sentence` Top: the predictive-check fraction of each perturbation against

@@ -251,6 +251,7 @@ def test_chapter_section_reads_the_csv(tmp_path, monkeypatch):
     assert "0.85 on recordings of the training simulator" in sentence
     assert "std 2.1 µA/cm²" in sentence and "0.30 for the tonic sets" in sentence
     assert "100% of the training simulator's recordings and 0% of the perturbed ones" in sentence
+    assert "The hardest perturbation is noise of σ = 5 µA/cm² before filtering (0.35)" in sentence  # (0.3 + 0.4) / 2
     assert "no refined fractions" in sentence
     assert glued["robust_n_sets"] == "2"
     assert len(plt.gcf().axes) == 10
