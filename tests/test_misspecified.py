@@ -166,6 +166,10 @@ def test_shipped_set_reads_back_and_matches_its_truth(bench):
         assert np.all((trains[ident] >= t0) & (trains[ident] < t0 + row["duration_ms"])), ident
     clean = truth[truth["kind"] == "integrator"]
     assert (clean["label"] == clean["class"]).all()  # every set fires in its class with the reference too
+    # noiseless, the two integrators agree on spike counts (exponential Euler at dt 0.05 ms is first order)
+    base = truth[truth["kind"] == "baseline"].set_index("set")["n_spikes"]
+    ref = clean.set_index("set")["n_spikes"]
+    assert (np.abs(ref - base.loc[ref.index]) <= np.maximum(1, 0.02 * ref)).all()
     jit = truth[truth["kind"] == "jitter"]
     for ident, row in jit.iterrows():
         base = trains[f"{row['set']}_integrator"]
