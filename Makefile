@@ -114,6 +114,7 @@ bench: setup
 	if [ $${#scripts[@]} -eq 0 ]; then echo "bench: no benchmarks/*.py"; fi; \
 	for script in "$${scripts[@]}"; do \
 	  if [ "$$script" = benchmarks/inference_ablation.py ]; then echo "== $$script: skipped (hours; writes data/ablation/, run it by hand)"; continue; fi; \
+	  if [ "$$script" = benchmarks/robustness.py ]; then echo "== $$script: skipped (hours; writes data/robustness/, run it by hand)"; continue; fi; \
 	  echo "== $$script"; $(PY) "$$script"; done
 
 lint: setup
