@@ -213,8 +213,8 @@ def trained_posterior(cell: str | CellType, n: int | None = None, *, settings: E
     cell = _cells.get(cell)
     n = cell.inference_budget if n is None else n
     settings = settings or EstimatorSettings()
-    prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
+    prior = prior or make_prior(cell, noise=0 if protocol.noise_std > 0 else None)  # a fixed noise is not inferred
     ts = training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend, cache_dir=cache_dir,
                       use_cache=use_cache, progress=progress)
     key = cache_key({"training_set": ts.key, "settings": asdict(settings), "seed": seed, "versions": versions(),
