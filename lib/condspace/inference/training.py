@@ -114,7 +114,16 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
             bar.set_postfix_str(" + ".join(str(e.value) for e in epochs), refresh=False)
             bar.refresh()
 
-        job = lambda k, _: _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])  # noqa: E731
+        def job(k: int, _: int) -> dict[str, Any]:  # runs in a forked child
+            import torch  # noqa: PLC0415
+
+            # For good, not only while training: sending the state_dict back pickles its tensors,
+            # and a large copy would enter the OpenMP pool inherited from the parent, which
+            # libgomp cannot use after fork (the child hangs; seen once the flows grew past
+            # torch's parallel grain size).
+            torch.set_num_threads(1)
+            return _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])
+
         for k, _, result in _parallel.run_chunks(job, [(k, k + 1) for k in range(len(seeds))], workers,
                                                  poll=refresh):
             results[k] = result
