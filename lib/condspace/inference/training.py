@@ -119,8 +119,8 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
 
             # For good, not only while training: sending the state_dict back pickles its tensors,
             # and a large copy would enter the OpenMP pool inherited from the parent, which
-            # libgomp cannot use after fork (the child hangs; seen once the flows grew past
-            # torch's parallel grain size).
+            # libgomp cannot use after fork (the child hangs: seen in tests/test_inference.py once
+            # the inferred noise added a parameter to the flows).
             torch.set_num_threads(1)
             return _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])
 
