@@ -476,7 +476,7 @@ where.round(2)
 # %%
 pairs = {}
 for t, b in [(t, b) for t in spread.index[spread["class"] == "spiking"] for b in spread.index[spread["class"] == "bursting"]]:
-    by_g = {n: separability(theta[t][:, j], theta[b][:, j]) for j, n in enumerate(prior.names)}
+    by_g = {n: separability(theta[t][:, j], theta[b][:, j]) for j, n in enumerate(prior.conductance_names)}
     best = max(by_g, key=by_g.get)
     pairs[f"{t} vs {b}"] = {**{n: separability(d_post[t][n].to_numpy(), d_post[b][n].to_numpy()) for n in DIC_AXES},
                             "best conductance": best, "its separability": by_g[best]}

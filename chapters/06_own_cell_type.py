@@ -294,8 +294,9 @@ check = inference.predictive_check(post, trains[first], 40 if FAST else 200, sam
                                    duration=float(truth.loc[first, "duration_ms"]), seed=SEED, backend=BACKEND)
 glue("check_fraction", float(check.fraction), display=False)
 glue("first_recording", str(first), display=False)
-truth_g = truth.loc[[first], list(post.prior.names)].to_numpy(dtype=float)
-fig = plotting.plot_conductance_pairs(np.vstack([samples, truth_g]), post.prior.names, highlight=[-1])
+g_names = list(post.prior.conductance_names)  # the pair plot shows conductances, not the inferred noise
+truth_g = truth.loc[[first], g_names].to_numpy(dtype=float)
+fig = plotting.plot_conductance_pairs(np.vstack([samples[:, :len(g_names)], truth_g]), g_names, highlight=[-1])
 
 # %% [markdown]
 # The posterior of {glue:text}`first_recording` and its ground truth (orange); a fraction

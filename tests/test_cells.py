@@ -180,6 +180,12 @@ def test_omitted_fields_get_documented_defaults():
     assert bare.inference_budget == 20_000 and bare.prior_widening == {} and bare.behaviours == ()
     assert bare.inferred_fixed == {}
     assert bare.recordings == {"bare_a_b": ("a b", 0.1, 1), "bare_c": ("c", 0.1, 2)}
+    assert bare.noise_prior == 2.5  # DEFAULT_NOISE_PRIOR: quiet recordings, the published noisy level
+    loud = CellType(name="loud", title="t", channels=hh.channels, leak_reversal=-54.4, capacitance=1.0, V0=-65.0,
+                    calcium=None, box=hh.box, fixed={}, examples=examples, dic_reference=hh.dic_reference,
+                    protocol={"t_max": 500, "transient": 100}, recordings={"r": ("c", 4.0, 1)})
+    assert loud.noise_prior == 5.0  # 1.25 × the loudest recording
+    assert cells.get("stg").noise_prior == 10.0 > cells.get("stg").recordings["stg_irregular"][1]
     assert bare.modulation_targets == {} and bare.dic_map_ranges is None
     with pytest.raises(KeyError, match="no modulation target 'bursting'"):
         bare.modulation_target("bursting")
@@ -198,6 +204,9 @@ def test_omitted_fields_get_documented_defaults():
     ({"prior_widening": {"g_K": (5, 1)}}, "needs low < high"),
     ({"dic_map_ranges": ((1.0, -1.0), (0.0, 5.0))}, "g_s range .* needs low < high"),
     ({"recordings": {"r": ("nope", 0.1, 1)}}, "unknown example 'nope'"),
+    ({"noise_prior": -1.0}, "noise_prior must be a finite number ≥ 0"),
+    ({"noise_prior": float("nan")}, "noise_prior must be a finite number ≥ 0"),
+    ({"noise_prior": "5"}, "noise_prior must be a finite number ≥ 0"),
     ({"behaviours": (Behaviour("x", "nope", 0.0, "silent", "s"),)}, "unknown example 'nope'"),
     ({"behaviours": ("silent",)}, "must be Behaviour objects"),
 ])
@@ -320,7 +329,8 @@ def test_toy_cell_small_posterior_uses_its_budget_prior_and_protocol():
     assert ts.theta.shape[0] == TOY.inference_budget  # the budget of the declaration
     assert (post.protocol.t_max, post.protocol.transient, post.protocol.dt) == (250.0, 50.0, 0.04)
     prior = post.prior
-    assert prior.names == TOY.inferred_names
+    assert prior.conductance_names == TOY.inferred_names and prior.names[-1] == "noise_std"
+    assert prior.high[-1] == TOY.noise_prior  # derived from the declaration's recordings
     assert prior.high[prior.names.index("g_CaS")] == 1.0  # widened by the declaration
     assert ts.valid.sum() > 50, f"only {ts.valid.sum()} of {TOY.inference_budget} toy draws fire"
     res = simulate(TOY, [TOY.example("a")], backend="numpy")

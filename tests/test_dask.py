@@ -58,6 +58,7 @@ def test_unregistered_cell_travels_to_the_workers(client):
 
 
 def test_training_set_through_dask_equals_local(client, tmp_path):
+    # The default prior infers the noise: each row's own σ travels with its task (simulate's _Job.slice).
     protocol = inference.Protocol.for_cell("stg", t_max=1500.0, transient=500.0)
     kw = dict(protocol=protocol, seed=4, use_cache=False, progress=False)
     local = inference.training_set("stg", 60, **kw)

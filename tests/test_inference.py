@@ -48,10 +48,12 @@ def bursts(n: int, spikes: int, isi: float, period: float, start: float = 3000.0
 def test_prior_contains_every_published_example(name):
     cell = cells.get(name)
     prior = inference.make_prior(cell)
-    assert prior.names == cell.inferred_names
+    assert prior.conductance_names == cell.inferred_names and prior.names == (*cell.inferred_names, "noise_std")
     for label, g in cell.examples.items():
-        theta = np.array([g[n] for n in prior.names])
+        theta = np.array([g[n] for n in prior.conductance_names] + [0.1])
         assert prior.contains(theta)[0], f"{name} {label} outside the prior"
+    for ident, (_, noise, _) in cell.recordings.items():  # every declared recording's noise is inside too
+        assert 0 <= noise < prior.high[-1], f"{ident}: noise {noise} outside [0, {prior.high[-1]}]"
 
 
 def test_prior_stg_widening_and_da_inferred_nmda():
@@ -63,7 +65,7 @@ def test_prior_stg_widening_and_da_inferred_nmda():
     da = inference.make_prior("da")
     # g_NMDA is inferred over the box the declaration justifies; the published sets (0.0085–0.0116,
     # the values the DA recordings are made with) lie inside it, the fixed 0.012 too
-    assert "g_NMDA" in da.names and len(da.names) == 7
+    assert "g_NMDA" in da.conductance_names and len(da.conductance_names) == 7 and da.names[-1] == "noise_std"
     j = da.names.index("g_NMDA")
     assert (da.low[j], da.high[j]) == (0.004, 0.02)
     published = [ex["g_NMDA"] for ex in cells.get("da").examples.values()]
@@ -78,7 +80,7 @@ def test_prior_torch_boxuniform_and_errors():
     prior = inference.make_prior("stg")
     box = prior.torch()
     s = box.sample((500,)).numpy()
-    assert s.shape == (500, 8) and prior.contains(s).all()
+    assert s.shape == (500, 9) and prior.contains(s).all()
     assert torch.isinf(box.log_prob(torch.as_tensor(prior.high * 1.01, dtype=torch.float32)))
     with pytest.raises(KeyError, match="g_NMDA"):
         inference.make_prior("stg", bounds={"g_NMDA": (0, 1)})
@@ -145,8 +147,8 @@ def test_feature_cloud_distance_inside_and_outside():
 def test_simulate_features_excludes_silent_and_counts_it():
     cell = cells.get("stg")
     prior = inference.make_prior(cell)
-    tonic = [cell.example("tonic spiking")[n] for n in prior.names]
-    silent = [0, 0, 0, 0, 0, 0, 0, 0.01]  # leak only: rests at E_leak
+    tonic = [cell.example("tonic spiking")[n] for n in prior.conductance_names] + [0.0]  # noise_std 0
+    silent = [0, 0, 0, 0, 0, 0, 0, 0.01, 0.0]  # leak only: rests at E_leak
     proto = inference.Protocol.for_cell(cell, t_max=2000.0, transient=1000.0)
     sim = inference.simulate_features(cell, prior, np.array([tonic, silent]), proto, progress=False)
     assert sim.labels.tolist() == ["spiking", "silent"]
@@ -461,8 +463,9 @@ def test_sampling_rejects_silent_or_misshapen_observations(toy_posterior):
 
 
 # ----- predictive check rules ----------------------------------------------------------------------
-def _row(label, rate, spb=np.nan, period=np.nan):
-    return {"label": label, "rate_hz": rate, "spikes_per_burst": spb, "burst_period_ms": period}
+def _row(label, rate, spb=np.nan, period=np.nan, cv=None):
+    cv = (0.02 if label == "spiking" else 1.2) if cv is None else cv
+    return {"label": label, "rate_hz": rate, "spikes_per_burst": spb, "burst_period_ms": period, "cv_isi": cv}
 
 
 def test_reproduces_rules():
@@ -470,6 +473,12 @@ def test_reproduces_rules():
     sims = pd.DataFrame([_row("spiking", 10.9), _row("spiking", 11.1), _row("bursting", 10.0, 4, 100)])
     ok, rule = inference.reproduces(tonic, sims)
     assert ok.tolist() == [True, False, False] and "10 %" in rule
+    # under noise: a tonic train classed bursting by CV (0.18 > 0.15) is tonic-like, matched on rate and CV
+    noisy = pd.Series(_row("bursting", 20.0, 3.0, 160.0, cv=0.18))
+    sims = pd.DataFrame([_row("spiking", 21.0, cv=0.14), _row("bursting", 19.0, 6.0, 300.0, cv=0.22),
+                         _row("spiking", 20.0, cv=0.01), _row("bursting", 20.0, 3.0, 160.0, cv=0.9)])
+    ok, rule = inference.reproduces(noisy, sims)
+    assert ok.tolist() == [True, True, False, False] and "tonic-like" in rule
     burst = pd.Series(_row("bursting", 30.0, 4.0, 140.0))
     sims = pd.DataFrame([_row("bursting", 1, 5.0, 160.0), _row("bursting", 1, 5.2, 140.0),
                          _row("bursting", 1, 4.0, 162.0), _row("spiking", 30, np.nan, np.nan)])
@@ -538,9 +547,10 @@ def test_infer_command_end_to_end(tmp_path):
     entry = summary["tonic"]
     assert entry["observed"]["label"] == "spiking" and entry["observed"]["rate_hz"] == pytest.approx(12.0, rel=0.01)
     assert entry["predictive"]["n_simulated"] == 5
+    assert 0 <= entry["noise_std"]["q05"] <= entry["noise_std"]["median"] <= entry["noise_std"]["q95"] <= 10.0
     post = pd.read_csv(out / "tonic_posterior.csv")
     assert list(post.columns) == list(cells.get("stg").conductance_names) and len(post) == 20
-    assert inference.make_prior("stg").contains(post.to_numpy()).all()
+    assert inference.make_prior("stg", noise=0).contains(post.to_numpy()).all()  # conductances only
     dic = pd.read_csv(out / "tonic_dics.csv")
     assert list(dic.columns) == ["V_th", "g_f", "g_s", "g_u"] and len(dic) == 20
     predictive = pd.read_csv(out / "tonic_predictive.csv")

@@ -162,6 +162,23 @@ def test_noise_is_reproducible_and_independent_of_threads_and_chunks():
     assert any(len(a) != len(b) or np.any(a != b) for a, b in zip(other.spike_times, ref.spike_times, strict=True))
 
 
+def test_per_neuron_noise_matches_scalar_runs_on_threads_and_chunks():
+    """Per-neuron σ in the compiled engine: neuron i equals a scalar-σ_i run, σ_i = 0 the noiseless run,
+    whatever the threads and chunks."""
+    stg = cells.get("stg")
+    g = np.repeat(_examples(stg), 2, axis=0)[:8]
+    sigma = np.array([0.0, 2.0, 8.0, 0.0, 0.3, 5.0, 1.0, 0.0])
+    kw = dict(t_max=600.0, transient=100.0, seed=21, engine="numba")
+    runs = [simulate(stg, g, noise_std=sigma, workers=w, chunk_size=c, **kw) for w, c in ((1, 8), (2, 3))]
+    clean = simulate(stg, g, **kw)
+    for i, s in enumerate(sigma):
+        scalar = simulate(stg, g, noise_std=float(s), **kw)
+        for res in runs:
+            np.testing.assert_array_equal(res.spike_times[i], scalar.spike_times[i])
+        if s == 0:
+            np.testing.assert_array_equal(runs[0].spike_times[i], clean.spike_times[i])
+
+
 def test_engine_selection_and_fallback(monkeypatch):
     g = _examples(cells.get("stg"))[:1]
     kw = {"t_max": 20.0, "transient": 0.0}

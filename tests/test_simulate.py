@@ -209,6 +209,41 @@ def test_noise_is_reproducible_from_seed():
                                                                                  strict=True))
 
 
+def test_per_neuron_noise_equals_scalar_runs_and_zero_is_noiseless():
+    """Neuron i with σ_i gets the current a scalar-σ_i run gives it (same seed and position), chunked or
+    not; σ_i = 0 is the noiseless neuron bit for bit."""
+    g = np.repeat(_matrix(STG)[:2], 3, axis=0)  # 6 neurons
+    sigma = np.array([0.0, 0.5, 3.0, 8.0, 0.0, 1.0])
+    kw = dict(t_max=700.0, transient=100.0, backend="numpy", engine="numpy", seed=9)
+    mixed = simulate(STG, g, noise_std=sigma, **kw)
+    chunked = simulate(STG, g, noise_std=sigma, chunk_size=4, **kw)
+    assert mixed.metadata["noise_std"] == sigma.tolist()
+    clean = simulate(STG, g, **kw)
+    for i, s in enumerate(sigma):
+        scalar = simulate(STG, g, noise_std=float(s), **kw)
+        np.testing.assert_array_equal(mixed.spike_times[i], scalar.spike_times[i])
+        np.testing.assert_array_equal(chunked.spike_times[i], scalar.spike_times[i])
+        if s == 0:
+            np.testing.assert_array_equal(mixed.spike_times[i], clean.spike_times[i])
+    # and the noise matters where it is strong: neuron 3 (σ = 8) differs from its noiseless twin
+    assert not np.array_equal(mixed.spike_times[3], clean.spike_times[3])
+
+
+@pytest.mark.parametrize("noise_std, match", [
+    ([0.5, 0.5], r"noise_std: a per-neuron noise needs shape \(1,\)"),
+    (np.ones((1, 1)), r"needs shape \(1,\)"),
+    ([-0.5], r"noise_std\[0\] = -0.5 is not a finite value ≥ 0"),
+    ([np.nan], r"noise_std\[0\] = nan"),
+    ([np.inf], r"noise_std\[0\] = inf"),
+    (np.array([True]), "noise_std: got booleans"),
+    (["a"], "noise_std: expected numbers, got text"),
+    ("1.0", "noise_std: expected a number"),
+])
+def test_bad_per_neuron_noise_is_refused(noise_std, match):
+    with pytest.raises(ValueError, match=match):
+        simulate(STG, GOOD, t_max=100.0, transient=0.0, backend="numpy", noise_std=noise_std)
+
+
 # ----- outputs -----------------------------------------------------------------------------------------
 def test_blow_up_is_flagged_per_neuron():
     g = np.repeat(_matrix(STG)[:1], 3, axis=0)

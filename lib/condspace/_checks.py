@@ -403,6 +403,26 @@ def creating_folder(path: Path) -> Iterator[Path]:
 
 
 # ----- simulate() -------------------------------------------------------------------------------------
+def noise_strength(noise_std: Any, n: int) -> float | np.ndarray:
+    """The ``noise_std`` of :func:`condspace.simulate`: a float, or an (n,) float64 array per neuron.
+
+    Raises:
+        ValueError: Not a number or an (n,) array of finite values ≥ 0 µA/cm².
+    """
+    if np.ndim(noise_std) == 0:
+        return number(noise_std, "noise_std", unit="µA/cm²", minimum=0, fix="noise_std is a standard deviation")
+    arr = number_array(noise_std, "noise_std")
+    if arr.shape != (n,):
+        raise ValueError(f"noise_std: a per-neuron noise needs shape ({n},), one value per neuron, got shape "
+                         f"{arr.shape}; pass a scalar for the same noise in every neuron")
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"noise_std[{i}] = {arr[i]} is not a finite value ≥ 0 µA/cm²; noise_std is a standard "
+                         "deviation")
+    return arr
+
+
 def simulation_arguments(cell: Any, g: Any, *, t_max: Any, dt: Any, transient: Any, noise_std: Any, seed: Any,
                          record: Any, force: bool, max_dt: float) -> tuple:
     """Check the arguments of :func:`condspace.simulate` before anything is allocated.
@@ -428,10 +448,9 @@ def simulation_arguments(cell: Any, g: Any, *, t_max: Any, dt: Any, transient: A
                        minimum=0)
     if transient >= t_max:
         raise ValueError(f"transient must satisfy 0 ≤ transient < t_max ({t_max} ms), got {transient}")
-    noise_std = number(noise_std, "noise_std", unit="µA/cm²", minimum=0,
-                       fix="noise_std is a standard deviation")
     seed_value = _seed(seed, "seed")
     gmat = conductances(cell, g)
+    noise_std = noise_strength(noise_std, gmat.shape[0])
     n_steps = int(round(t_max / dt))
     n_rec = 0
     if record is not None:

@@ -29,7 +29,9 @@ from condspace._results import (
     _Noise,
     _progress_bar,
     _split_spikes,
+    chunk_noise,
     empty_outputs,
+    noise_summary,
     voltage_traces,
 )
 from condspace.backend import Backend
@@ -104,7 +106,7 @@ def pack_args(values: dict[str, Any], real: Any) -> tuple:
 
 
 def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps: int, dt: float, t_max: float,
-                  transient: float, noise_std: float, seed: int | None, be: Backend,
+                  transient: float, noise_std: float | np.ndarray, seed: int | None, be: Backend,
                   rec: tuple[np.ndarray, int] | None, chunk_size: int, progress: bool | None,
                   method: str) -> SimulationResult:
     """The CuPy branch of :func:`condspace.simulate`, with its arguments already checked.
@@ -117,7 +119,7 @@ def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps:
         dt: Time step (ms).
         t_max: Simulated time (ms).
         transient: Spikes before this time (ms) are not kept.
-        noise_std: Noise standard deviation (µA/cm²), 0 for none.
+        noise_std: Noise standard deviation (µA/cm²): scalar or (N,) per neuron, 0 for none.
         seed: Noise seed (the same streams as the NumPy path).
         be: The CuPy backend (its ``xp`` provides ``asarray``, ``zeros``, ``RawModule``, ...).
         rec: ``(neuron indices, steps between samples)`` or None.
@@ -139,7 +141,7 @@ def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps:
     spikes, ok, trace_store = empty_outputs(n, n_steps, rec)
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
-        noise = _Noise(noise_std, dt, seed, start, stop - start) if noise_std > 0 else None
+        noise = chunk_noise(noise_std, dt, seed, start, stop)
         rec_chunk = None
         if rec is not None:
             sel = (rec[0] >= start) & (rec[0] < stop)
@@ -153,7 +155,7 @@ def simulate_cupy(cell: CellType, gmat: np.ndarray, cur: np.ndarray, *, n_steps:
     traces = voltage_traces(trace_store, rec, dt)
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": dtype, "method": "exact",
-            "n_neurons": n, "noise_std": noise_std, "seed": seed, "wall_s": time.perf_counter() - t0,
+            "n_neurons": n, "noise_std": noise_summary(noise_std), "seed": seed, "wall_s": time.perf_counter() - t0,
             "kernel": f"fused {src.name} (condspace._codegen), {STEPS_PER_LAUNCH} steps per launch"}
     if method != "exact":
         meta["method_requested"] = method

@@ -52,10 +52,12 @@ class _Noise:
     """Low-pass filtered Gaussian current, std = noise_std after filtering (SCIENCE.md §5).
 
     Each group of NOISE_GROUP consecutive neurons has its own stream seeded by (seed, group), so
-    a neuron's noise does not depend on how the population is chunked.
+    a neuron's noise does not depend on how the population is chunked. ``std`` is one standard
+    deviation for the chunk or one per neuron of the chunk, (n,): it only scales the filtered
+    stream, so neuron i with σ_i draws exactly what a run with the scalar σ_i gives it.
     """
 
-    def __init__(self, std: float, dt: float, seed: int | None, start: int, n: int) -> None:
+    def __init__(self, std: float | np.ndarray, dt: float, seed: int | None, start: int, n: int) -> None:
         from scipy import signal  # noqa: PLC0415
 
         fs = 1000.0 / dt  # Hz
@@ -68,7 +70,7 @@ class _Noise:
             self.zi = np.zeros((self.sos.shape[0], 2, n))
         else:
             gain = 1.0
-        self.scale = std / gain
+        self.scale = np.asarray(std, dtype=float) / gain  # () or (n,): broadcast over the neurons
         base = 0 if seed is None else int(seed)
         entropy = np.random.SeedSequence().entropy if seed is None else base
         g0, g1 = start // NOISE_GROUP, (start + n - 1) // NOISE_GROUP
@@ -90,6 +92,30 @@ class _Noise:
             white, self.zi = signal.sosfilt(self.sos, white, axis=0, zi=self.zi)
         white *= self.scale
         return white
+
+
+def chunk_noise(std: float | np.ndarray, dt: float, seed: int | None, start: int, stop: int,
+                offset: int = 0) -> _Noise | None:
+    """The noise of neurons start..stop-1, or None when all of them are noiseless.
+
+    Args:
+        std: Scalar or per-neuron (µA/cm², after filtering) standard deviation; an array holds the
+            neurons from index ``offset`` on (a job sliced for a Dask task).
+        dt: Time step (ms).
+        seed: Noise seed.
+        start: The chunk's first neuron (index in the whole population).
+        stop: One past the chunk's last neuron.
+        offset: Population index of ``std[0]``.
+    """
+    local = std if np.ndim(std) == 0 else np.asarray(std, dtype=float)[start - offset:stop - offset]
+    if not np.any(np.asarray(local) > 0):
+        return None
+    return _Noise(local, dt, seed, start, stop - start)
+
+
+def noise_summary(std: float | np.ndarray) -> float | list[float]:
+    """``noise_std`` as the result's metadata holds it: a float, or a list of per-neuron floats."""
+    return float(std) if np.ndim(std) == 0 else [float(v) for v in np.asarray(std)]
 
 
 # ----- assembling a result ---------------------------------------------------------------------

@@ -236,6 +236,15 @@ DEFAULT_INFERENCE_BUDGET = 20_000
 DEFAULT_RECORDING_NOISE = 0.1
 """Noise (µA/cm², standard deviation after filtering) of the default demonstration recordings."""
 
+DEFAULT_NOISE_PRIOR = 2.5
+"""Smallest derived upper bound (µA/cm², std after filtering) of the inferred noise strength: the noisy
+published STG datasets inject σ = 5 µA/cm² of white noise at 10 kHz before a zero-phase 1 kHz
+Butterworth low-pass, about 2.1 µA/cm² after it (SCIENCE.md §5), so the default prior covers them."""
+
+NOISE_PRIOR_MARGIN = 1.25
+"""The derived noise prior reaches this factor above the loudest declared recording, so that a
+recording's noise lies inside the prior, not on its edge."""
+
 
 @dataclass(frozen=True)
 class Behaviour:
@@ -326,6 +335,11 @@ class CellType:
             :data:`DEFAULT_RECORDING_NOISE`, seeds 1, 2, …
         behaviours: Published behaviours the declaration must reproduce (:class:`Behaviour`);
             a generic test simulates each of them.
+        noise_prior: Upper bound (µA/cm², standard deviation after filtering) of the uniform prior
+            on the noise current's strength, which the posterior infers with the conductances
+            (:func:`condspace.inference.make_prior`); 0: noise not inferred (noiseless training).
+            *Derived* when ``None``: max(:data:`DEFAULT_NOISE_PRIOR`, :data:`NOISE_PRIOR_MARGIN` ×
+            the loudest declared recording).
     """
 
     name: str
@@ -349,6 +363,7 @@ class CellType:
     modulation_targets: dict[str, DICPoint] | None = None
     recordings: dict[str, tuple[str, float, int]] | None = None
     behaviours: tuple[Behaviour, ...] = ()
+    noise_prior: float | None = None
 
     def __post_init__(self) -> None:
         _set = object.__setattr__  # frozen: derived defaults are filled in once, here
@@ -384,6 +399,14 @@ class CellType:
             if label not in self.examples:
                 raise ValueError(f"cell {self.name!r}: recording {ident!r} names unknown example {label!r}; "
                                  f"known: {sorted(self.examples)}")
+        if self.noise_prior is None:
+            loudest = max((float(noise) for _, noise, _ in self.recordings.values()), default=0.0)
+            _set(self, "noise_prior", max(DEFAULT_NOISE_PRIOR, NOISE_PRIOR_MARGIN * loudest))
+        noise_max = self.noise_prior
+        if isinstance(noise_max, bool) or not isinstance(noise_max, int | float) or not 0 <= noise_max < float("inf"):
+            raise ValueError(f"cell {self.name!r}: noise_prior must be a finite number ≥ 0 (µA/cm², the largest "
+                             f"noise strength the prior allows; 0 = not inferred), got {noise_max!r}")
+        _set(self, "noise_prior", float(noise_max))
         for b in self.behaviours:
             if not isinstance(b, Behaviour):
                 raise TypeError(f"cell {self.name!r}: behaviours must be Behaviour objects, got {type(b).__name__}")

@@ -12,7 +12,9 @@ writes to DIR:
   whether each reproduces the observation;
 
 and ``summary.json`` mapping every ID to its ``predictive_check_fraction``, the class and
-features of the observation, and those of the posterior predictive; ``posterior.json`` records the
+features of the observation, those of the posterior predictive, and the inferred noise strength
+(``noise_std``: median and 90 % interval, µA/cm² after filtering; the per-sample values are in
+the predictive table); ``posterior.json`` records the
 training run (budget, estimator, excluded fraction, cache key, timings, versions).
 """
 
@@ -206,6 +208,8 @@ def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, 
     cloud = inference.feature_cloud_distance(x_obs, ts.x[ts.valid])
     entry = {"observed": _observed(observed), "n_samples": int(args.samples),
              "feature_cloud_percentile": cloud.percentile}
+    if post.prior.has_noise:  # how noisy the posterior thinks the recording is
+        entry["noise_std"] = {k: float(v) for k, v in post.noise_summary(theta).items()}
     if args.check:
         chk = inference.predictive_check(post, spikes, args.check, duration=duration, samples=theta[:args.check],
                                          seed=args.seed, backend=args.backend)

@@ -36,7 +36,9 @@ from condspace._results import (  # noqa: F401  (re-exported: SimulationResult a
     _Noise,
     _progress_bar,
     _split_spikes,
+    chunk_noise,
     empty_outputs,
+    noise_summary,
     voltage_traces,
 )
 from condspace.backend import Backend, resolve
@@ -98,7 +100,7 @@ def simulate(
     dt: float | None = None,
     transient: float | None = None,
     current: Any = 0.0,
-    noise_std: float = 0.0,
+    noise_std: float | Any = 0.0,
     seed: int | None = None,
     backend: str | Backend = "auto",
     dtype: str = "float64",
@@ -123,7 +125,9 @@ def simulate(
         transient: Spikes before this time (ms) are discarded; default the cell's protocol (3000).
         current: Applied current I_app (µA/cm²), scalar or (N,).
         noise_std: Standard deviation (µA/cm²) of the low-pass filtered Gaussian noise current
-            (after filtering); 0 for none.
+            (after filtering): a scalar for every neuron or an (N,) array, one per neuron; 0 for
+            none. A neuron's noise is its own stream times its σ, so neuron i of a run with
+            per-neuron σ gets exactly the current of a run with the scalar σ_i (same seed).
         seed: Seed of the noise; the same seed gives the same noise on every backend.
         backend: ``"auto"``, ``"numpy"`` or ``"cupy"`` (see :func:`condspace.backend.resolve`).
         dtype: ``"float64"`` (default) or ``"float32"``.
@@ -219,7 +223,7 @@ def simulate(
     traces = voltage_traces(trace_store, rec, dt)
     meta = {"cell": cell.name, "dt": dt, "t_max": t_max, "transient": transient, "duration": t_max - transient,
             "backend": be.name, "device": be.device, "dtype": np.dtype(be.dtype).name, "method": method,
-            "engine": engine, "n_neurons": n, "noise_std": noise_std, "seed": seed, "workers": workers,
+            "engine": engine, "n_neurons": n, "noise_std": noise_summary(noise_std), "seed": seed, "workers": workers,
             "dask": client is not None, "wall_s": time.perf_counter() - t0}
     return SimulationResult(spikes, ok, traces, meta)
 
@@ -272,7 +276,7 @@ class _Job:
     n_steps: int
     dt: float
     transient: float
-    noise_std: float
+    noise_std: float | np.ndarray  # scalar or (N,) per neuron, rows from ``offset`` on like gmat
     seed: int | None
     rec: tuple[np.ndarray, int] | None
     engine: str = "numpy"
@@ -290,12 +294,13 @@ class _Job:
     def slice(self, start: int, stop: int) -> _Job:
         """The part of this job that neurons start..stop-1 need (what a Dask task receives)."""
         a, b = start - self.offset, stop - self.offset
-        return replace(self, gmat=self.gmat[a:b], cur=self.cur[a:b], offset=start)
+        std = self.noise_std if np.ndim(self.noise_std) == 0 else self.noise_std[a:b]
+        return replace(self, gmat=self.gmat[a:b], cur=self.cur[a:b], noise_std=std, offset=start)
 
     def run(self, start: int, stop: int, compiled: Any = None, bar: Any = None) -> tuple:
         """Integrate neurons start..stop-1 → (spike lists, ok, recorded rows or None, their traces)."""
         compiled = self.compiled() if compiled is None else compiled
-        noise = _Noise(self.noise_std, self.dt, self.seed, start, stop - start) if self.noise_std > 0 else None
+        noise = chunk_noise(self.noise_std, self.dt, self.seed, start, stop, self.offset)
         rec_chunk, rows, store = None, None, None
         if self.rec is not None:
             sel = (self.rec[0] >= start) & (self.rec[0] < stop)

@@ -97,4 +97,7 @@ CELL = CellType(
     # Demonstration recordings: ID -> (example label, noise std µA/cm² after filtering, seed).
     # Omitted (None): one per example, ID "<name>_<label>", noise 0.1 µA/cm², seeds 1, 2, ...
     recordings={"hh52_standard": ("standard", 0.1, 1)},
+    # Upper bound (µA/cm², std after filtering) of the uniform prior on the noise strength the
+    # posterior infers; 0: not inferred. Omitted (None): max(2.5, 1.25 × the loudest recording).
+    noise_prior=None,
 )

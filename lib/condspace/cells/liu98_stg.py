@@ -133,5 +133,9 @@ CELL = CellType(
         "stg_bursting_dic": ("DIC bursting a", 0.1, 3),
         "stg_irregular": ("DIC spiking", 8.0, 4),
     },
+    # The inferred noise strength (µA/cm² after filtering) is uniform on [0, 10]: above the
+    # irregular recording's 8 with room on both sides of it, and far above the published noisy
+    # datasets (≈ 2.1 after filtering, SCIENCE.md §5).
+    noise_prior=10.0,
     behaviours=BEHAVIOURS,
 )

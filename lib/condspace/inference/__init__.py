@@ -3,7 +3,8 @@
 Neural posterior estimation (NPE, Papamakarios & Murray 2016; Greenberg et al. 2019; the ``sbi``
 package, Tejero-Cantero et al. 2020) as applied to the STG neuron by Gonçalves et al. (2020):
 
-1. :func:`make_prior`: a uniform prior on the inferred conductances, names attached.
+1. :func:`make_prior`: a uniform prior on the inferred conductances and the noise strength
+   (``noise_std``, µA/cm²; training simulations include the noise current), names attached.
 2. :func:`summary_features`: spike times → :data:`SUMMARY_NAMES`, defined for every train with
    ≥ 3 spikes and independent of the recording length.
 3. :func:`simulate_features`: a batch of conductance vectors → one :func:`condspace.simulate`
@@ -15,7 +16,8 @@ package, Tejero-Cantero et al. 2020) as applied to the STG neuron by Gonçalves 
    :func:`train_restriction`) to the observed activity class; :func:`trained_posterior` does
    it all with caching; :func:`save_posterior` / :func:`load_posterior` keep a posterior as
    plain tensors (no pickles).
-6. Checks: :func:`predictive_check` (simulated posterior samples reproduce the observation),
+6. Checks: :func:`predictive_check` (simulated posterior samples, each with its inferred noise,
+   reproduce the observation; tolerances justified by :func:`feature_spread`),
    :func:`expected_coverage` (joint-HPD calibration on held-out simulations), :func:`leakage`,
    :func:`feature_cloud_distance` (is the observation inside the simulated feature cloud?).
 
@@ -95,16 +97,20 @@ from condspace.inference.demonstration import (  # noqa: E402
     synthetic_recordings,
 )
 from condspace.inference.diagnostics import (  # noqa: E402
+    CV_TOLERANCE,
+    CV_TONIC_LIKE,
     PERIOD_TOLERANCE,
     RATE_TOLERANCE,
     SPB_TOLERANCE,
     PredictiveCheck,
     expected_coverage,
+    feature_spread,
     hpd_ranks,
     leakage,
     observe,
     predictive_check,
     reproduces,
+    truth_pass_fraction,
 )
 from condspace.inference.estimators import (  # noqa: E402
     RESTRICTION_CLASSES,
@@ -118,20 +124,20 @@ from condspace.inference.estimators import (  # noqa: E402
 )
 from condspace.inference.persistence import POSTERIOR_FORMAT, load_posterior, save_posterior  # noqa: E402
 from condspace.inference.posterior import Posterior  # noqa: E402
-from condspace.inference.prior import Prior, conductances, make_prior  # noqa: E402
+from condspace.inference.prior import NOISE_NAME, Prior, conductances, make_prior  # noqa: E402
 from condspace.inference.simulator import Protocol, SimulatedFeatures, simulate_features  # noqa: E402
 from condspace.inference.training import estimator_code_hash, train, trained_posterior  # noqa: E402
 
 __all__ = [
-    "CACHE_FORMAT", "ClassRestriction", "CloudDistance", "EstimatorSettings", "FEATURE_VERSION",
-    "FlowEnsemble", "MIN_SPIKES", "PERIOD_TOLERANCE", "POSTERIOR_FORMAT", "Posterior", "PredictiveCheck",
-    "Prior", "Protocol", "RATE_TOLERANCE", "RECORDING_DECIMALS", "RESTRICTION_CLASSES", "RecordingSet", "SPB_TOLERANCE",
-    "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures", "TrainingSet", "array_checksum", "atomic_write",
-    "cache_key", "cached_simulations", "cell_fingerprint", "conductances", "default_cache_dir",
-    "demonstration_recordings", "estimator_code_hash", "expected_coverage", "feature_cloud_distance",
-    "held_out", "hpd_ranks", "leakage", "load_ground_truth", "load_posterior", "load_recordings",
-    "load_training_set", "make_prior", "observe",
-    "predictive_check", "reproduces", "save_posterior", "save_training_set", "simulate_features",
-    "standard_settings", "summary_features", "summary_frame", "synthetic_recordings", "torch_threads",
-    "train", "train_restriction", "trained_posterior", "training_set", "versions",
+    "CACHE_FORMAT", "CV_TOLERANCE", "CV_TONIC_LIKE", "ClassRestriction", "CloudDistance", "EstimatorSettings",
+    "FEATURE_VERSION", "FlowEnsemble", "MIN_SPIKES", "NOISE_NAME", "PERIOD_TOLERANCE", "POSTERIOR_FORMAT",
+    "Posterior", "PredictiveCheck", "Prior", "Protocol", "RATE_TOLERANCE", "RECORDING_DECIMALS",
+    "RESTRICTION_CLASSES", "RecordingSet", "SPB_TOLERANCE", "SUMMARY_FEATURES", "SUMMARY_NAMES", "SimulatedFeatures",
+    "TrainingSet", "array_checksum", "atomic_write", "cache_key", "cached_simulations", "cell_fingerprint",
+    "conductances", "default_cache_dir", "demonstration_recordings", "estimator_code_hash", "expected_coverage",
+    "feature_cloud_distance", "feature_spread", "held_out", "hpd_ranks", "leakage", "load_ground_truth",
+    "load_posterior", "load_recordings", "load_training_set", "make_prior", "observe", "predictive_check",
+    "reproduces", "save_posterior", "save_training_set", "simulate_features", "standard_settings", "summary_features",
+    "summary_frame", "synthetic_recordings", "torch_threads", "train", "train_restriction", "trained_posterior",
+    "training_set", "truth_pass_fraction", "versions",
 ]

@@ -9,7 +9,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ def default_cache_dir() -> Path:
 
 
 FINGERPRINT_MS = 300.0  # ms simulated from rest per published example to fingerprint the numerics
+NOISE_FINGERPRINT = 1.0  # µA/cm²: noise of the fingerprint run of a prior that infers the noise
 
 
 def _fingerprint_trains() -> list[np.ndarray]:
@@ -285,7 +286,8 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
         cell: Cell type or its name.
         n: Number of prior draws (silent and invalid ones are kept but marked not valid); default the
             cell's ``inference_budget``.
-        prior: Default :func:`make_prior` of the cell.
+        prior: Default :func:`make_prior` of the cell: conductances and noise strength, or the
+            conductances only when ``protocol`` fixes the noise (``noise_std > 0``).
         protocol: Default :meth:`Protocol.for_cell`.
         seed: Seed of the prior draws and of the noise.
         backend: Integrator backend (not part of the key: both give the same float64 results).
@@ -297,8 +299,8 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
     """
     cell = _cells.get(cell)
     n = cell.inference_budget if n is None else n
-    prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
+    prior = prior or make_prior(cell, noise=0 if protocol.noise_std > 0 else None)  # a fixed noise is not inferred
 
     def simulator(theta: np.ndarray):
         sim = simulate_features(cell, prior, theta, protocol, seed=seed, backend=backend, progress=progress,
@@ -307,9 +309,12 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
 
     parts = {"cell": cell_fingerprint(cell, protocol), "protocol": asdict(protocol), "features": list(SUMMARY_NAMES),
              "classes": {"min_spikes": _features.MIN_SPIKES, "cv_threshold": _features.CV_THRESHOLD}}
+    if prior.has_noise:  # the prior's noise column (in prior.to_dict) drives the noise generator: fingerprint it
+        parts["noise_numerics"] = _numerical_fingerprint(cell, replace(protocol, noise_std=NOISE_FINGERPRINT))
+    # A row's noise stream depends on its index in the batch, so only noiseless sets may be extended.
     return cached_simulations(simulator, prior, n, seed=seed, key_parts=parts, cache_dir=cache_dir,
                               use_cache=use_cache, name=f"train_{cell.name}",
-                              row_independent=protocol.noise_std == 0)
+                              row_independent=protocol.noise_std == 0 and not prior.has_noise)
 
 
 

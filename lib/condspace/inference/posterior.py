@@ -164,7 +164,28 @@ class Posterior:
             return np.where(inside, lp + np.log(self.weights(theta, x)), -np.inf)
 
     def frame(self, theta: Any) -> pd.DataFrame:
-        """Samples as a DataFrame, one column per conductance."""
+        """Samples as a DataFrame, one column per parameter: the conductances, then ``noise_std``
+        (µA/cm²) when the noise is inferred."""
         return self.prior.frame(theta)
+
+    def noise_summary(self, theta: Any, levels: tuple[float, float] = (0.05, 0.95)) -> pd.Series:
+        """How noisy the posterior thinks a recording is, from its samples θ (n, d).
+
+        Returns:
+            ``median``, the two quantiles ``q05``/``q95`` (for the default ``levels``; named
+            ``q<percent>``) and ``mean`` of the inferred noise strength (µA/cm², std after
+            filtering), and ``prior_max``, the upper end of its prior.
+
+        Raises:
+            ValueError: This posterior does not infer the noise (trained with ``noise=0``).
+        """
+        sigma = self.prior.noise(theta)
+        if sigma is None:
+            raise ValueError("noise_summary: this posterior does not infer the noise strength (its prior has no "
+                             "noise_std); train with make_prior(cell) to infer it")
+        lo, hi = np.quantile(sigma, levels)
+        return pd.Series({"median": float(np.median(sigma)), f"q{round(100 * levels[0]):02d}": float(lo),
+                          f"q{round(100 * levels[1]):02d}": float(hi), "mean": float(np.mean(sigma)),
+                          "prior_max": float(self.prior.high[-1])}, name="noise_std")
 
 

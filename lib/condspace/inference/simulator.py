@@ -24,7 +24,9 @@ class Protocol:
         t_max: Simulated time (ms).
         transient: Discarded initial time (ms); the analysed window is t_max − transient.
         dt: Time step (ms).
-        noise_std: Standard deviation of the filtered noise current (µA/cm²), 0 for none.
+        noise_std: Standard deviation of the filtered noise current (µA/cm²) of every
+            simulation, 0 for none; must be 0 when the prior infers the noise (each θ then
+            carries its own, see :meth:`condspace.inference.Prior.noise`).
         method: Rate evaluation of the integrator (``"table"`` or ``"exact"``).
     """
 
@@ -80,9 +82,10 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     Args:
         cell: Cell type or its name.
         prior: Gives the column order of ``theta``.
-        theta: (N, d) inferred conductances (mS/cm²).
+        theta: (N, d) inferred conductances (mS/cm²), and the noise strength (µA/cm²) last when
+            the prior infers it: each row is simulated with its own noise.
         protocol: Simulation protocol; default the cell's literature protocol.
-        seed: Noise seed (only used when ``protocol.noise_std > 0``).
+        seed: Noise seed (only used when there is noise).
         backend: Array backend of the integrator.
         progress: Progress bar (see :func:`condspace.simulate`).
         client: A ``distributed.Client`` to run the simulations on (see :func:`condspace.simulate`).
@@ -92,9 +95,13 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     cell = _cells.get(cell)
     protocol = protocol or Protocol.for_cell(cell)
     g = conductances(cell, prior, theta)
+    noise = prior.noise(theta)
+    if noise is not None and protocol.noise_std > 0:
+        raise ValueError(f"protocol: noise_std={protocol.noise_std} while the prior infers the noise strength "
+                         f"({prior.names[-1]}); set the protocol's noise_std to 0 or use make_prior(..., noise=0)")
     res = simulate(cell, g, t_max=protocol.t_max, transient=protocol.transient, dt=protocol.dt,
-                   noise_std=protocol.noise_std, seed=seed, backend=backend, method=protocol.method,
-                   progress=progress, client=client)
+                   noise_std=protocol.noise_std if noise is None else noise, seed=seed, backend=backend,
+                   method=protocol.method, progress=progress, client=client)
     labels = _features.classify(res.spike_times, ok=np.asarray(res.ok, dtype=bool)).to_numpy()
     x = summary_features(res.spike_times, protocol.duration)
     valid = np.isin(labels, ("spiking", "bursting")) & np.all(np.isfinite(x), axis=1)

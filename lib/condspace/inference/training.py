@@ -114,7 +114,16 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
             bar.set_postfix_str(" + ".join(str(e.value) for e in epochs), refresh=False)
             bar.refresh()
 
-        job = lambda k, _: _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])  # noqa: E731
+        def job(k: int, _: int) -> dict[str, Any]:  # runs in a forked child
+            import torch  # noqa: PLC0415
+
+            # For good, not only while training: sending the state_dict back pickles its tensors,
+            # and a large copy would enter the OpenMP pool inherited from the parent, which
+            # libgomp cannot use after fork (the child hangs: seen in tests/test_inference.py once
+            # the inferred noise added a parameter to the flows).
+            torch.set_num_threads(1)
+            return _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])
+
         for k, _, result in _parallel.run_chunks(job, [(k, k + 1) for k in range(len(seeds))], workers,
                                                  poll=refresh):
             results[k] = result
@@ -213,8 +222,8 @@ def trained_posterior(cell: str | CellType, n: int | None = None, *, settings: E
     cell = _cells.get(cell)
     n = cell.inference_budget if n is None else n
     settings = settings or EstimatorSettings()
-    prior = prior or make_prior(cell)
     protocol = protocol or Protocol.for_cell(cell)
+    prior = prior or make_prior(cell, noise=0 if protocol.noise_std > 0 else None)  # a fixed noise is not inferred
     ts = training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend, cache_dir=cache_dir,
                       use_cache=use_cache, progress=progress)
     key = cache_key({"training_set": ts.key, "settings": asdict(settings), "seed": seed, "versions": versions(),
