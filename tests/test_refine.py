@@ -9,6 +9,7 @@ and through the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -89,6 +90,33 @@ class LatticeFlow:
     def log_prob(self, theta, condition):
         on = torch.all(torch.remainder(2 * theta, 1.0) == 0, dim=-1)
         return torch.where(on, 0.0, -torch.inf)
+
+
+# ----- fine-tuning ---------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs:UserWarning")
+def test_train_fine_tunes_from_the_given_ensemble_and_leaves_it_unchanged():
+    theta = TOY_PRIOR.sample(300, seed=2)
+    x = toy_simulate(theta, 3).x
+    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=2, batch_size=256,
+                                           transform="logit", class_restriction=False)
+    kw = {"feature_names": ("x1", "x2"), "progress": False, "workers": 1}
+    start = inference.train(theta, x, TOY_PRIOR, settings=settings, seed=0, **kw)
+    before = {k: v.clone() for k, v in start.estimator.state_dict().items()}
+    probe = (np.array([[0.5, -0.5], [2.0, 1.0]]), np.array([[0.4, -0.6], [2.0, 1.0]]))
+    # A step too small to move the weights: fine-tuning returns the starting flows themselves ...
+    frozen = dataclasses.replace(settings, learning_rate=1e-12, max_epochs=1)
+    same = inference.train(theta, x, TOY_PRIOR, settings=frozen, seed=5, initial=start.estimator, **kw)
+    np.testing.assert_allclose(same.log_prob(*probe), start.log_prob(*probe), rtol=1e-5)
+    # ... where a fresh start with the same seed is another flow altogether.
+    fresh = inference.train(theta, x, TOY_PRIOR, settings=frozen, seed=5, **kw)
+    assert not np.allclose(fresh.log_prob(*probe), start.log_prob(*probe), rtol=1e-2)
+    # The ensemble fine-tuned from is not modified in place.
+    inference.train(theta, x, TOY_PRIOR, settings=settings, seed=5, initial=start.estimator, **kw)
+    for k, v in start.estimator.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="initial: an ensemble of 2 flows"):
+        inference.train(theta, x, TOY_PRIOR, settings=dataclasses.replace(settings, ensemble=1),
+                        initial=start.estimator, **kw)
 
 
 # ----- the rounds on the toy problem ---------------------------------------------------------------
