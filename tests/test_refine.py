@@ -148,10 +148,13 @@ def test_sequential_npe_moves_an_undertrained_posterior_towards_the_exact_one():
                                       max_epochs=40, after_round=lambda post, r: seen.append(r), progress=False)
     assert seen == [1, 2, 3] and result.refined and result.n_simulations == 900
     assert [r.n_valid for r in result.rounds] == [300, 300, 300]
-    # Each round is drawn from a smaller share of the prior as the posterior concentrates.
+    # Each round is drawn from a smaller share of the prior as the posterior concentrates (measured
+    # 1.00, 0.87, 0.44), and the refined posterior's HPR is smaller still: measured 0.30 of the box,
+    # above the exact 0.09 (a disk of radius 0.3 · 4.29) because the flow's tails reach far.
     volumes = [r.volume_fraction for r in result.rounds]
-    assert volumes[-1] < 0.5 * volumes[0]
+    assert volumes[0] > volumes[1] > volumes[2]
     refined = result.posterior
+    assert inference.truncated_prior_sample(refined, x_obs, 200, seed=9).volume_fraction < 0.5 * volumes[0]
     assert error(refined) < 0.5 * error(amortised), (error(amortised), error(refined))
     s = refined.sample(2000, x_obs, seed=4)
     np.testing.assert_allclose(s.mean(0), x_obs, atol=0.15)

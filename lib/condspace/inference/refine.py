@@ -275,17 +275,23 @@ def sequential_npe(posterior: Posterior, x_obs: Any, simulate: Simulator, *, tra
     with tqdm(total=rounds, unit="round", disable=not progress,
               desc=f"refining: rounds of {per_round:,} truncated simulations") as bar:
         for r in range(1, rounds + 1):
+            stage = lambda what, r=r: bar.set_postfix_str(f"round {r}: {what}")  # noqa: E731  (rounds take minutes)
+            stage("truncating the prior")
             draws = truncated_prior_sample(current, x_obs, per_round, seed=seed + 7919 * r, quantile=quantile)
+            stage(f"simulating {per_round:,} draws from {draws.volume_fraction:.2g} of the prior")
             sim = _valid_simulator_output(simulate(draws.theta, seed + 7919 * r), per_round, x_all.shape[1])
             theta_all = np.concatenate([theta_all, draws.theta])
             x_all = np.concatenate([x_all, np.asarray(sim.x, dtype=float)])
             labels_all = np.concatenate([labels_all, np.asarray(sim.labels).astype(str)])
+            stage(f"training on {len(theta_all):,} simulations")
             t0 = time.perf_counter()
             current = _retrain(current, posterior, settings, theta_all, x_all, labels_all, seed + 100 * r, workers,
                                {"round": r, "per_round": per_round, "quantile": quantile, "seed": seed,
                                 "observation": [float(v) for v in x_obs],
                                 "n_simulations": r * per_round})
             train_s = time.perf_counter() - t0
+            if after_round is not None:
+                stage("checking")
             fraction = after_round(current, r) if after_round is not None else None
             done.append(RefinementRound(r, per_round, int(np.all(np.isfinite(sim.x), axis=1).sum()),
                                         draws.acceptance, draws.volume_fraction, fraction,
