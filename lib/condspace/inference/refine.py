@@ -141,7 +141,7 @@ def truncated_prior_sample(posterior: Posterior, x_obs: Any, n: int, *, seed: in
         have += int(inside.sum())
         proposed += batch
         if have < n:  # size the next batch on the acceptance seen so far (at least doubling a blank one)
-            batch = int(min(1_000_000, (n - have) * 1.5 * proposed / max(have, 1) + 1024))
+            batch = int(min(250_000, (n - have) * 1.5 * proposed / max(have, 1) + 1024))  # bounded memory
     theta = np.concatenate(kept)[:n]
     box_share = float(np.prod((high - low) / (prior.high - prior.low)))
     return TruncatedDraws(theta, threshold, low, high, proposed, have, box_share * have / proposed)
