@@ -27,6 +27,12 @@ train with the posterior's own cell and protocol, rechecking with :func:`predict
 each round; :func:`refine_if_failing` is the policy: refine only a recording whose amortised
 posterior reproduces it for fewer than :data:`REFINE_THRESHOLD` of its samples, and stop as soon
 as the refined one passes.
+
+What refinement can and cannot do: it spends simulations where the recording is, so it repairs a
+posterior that failed for want of training simulations near the observation. It cannot make the
+simulator reproduce what the simulator does not make (a noisy recording and a noiseless
+simulator, another integrator): there the fraction stays low however many rounds run, and the
+result says so (``fraction_after``).
 """
 
 from __future__ import annotations
