@@ -119,6 +119,37 @@ def test_train_fine_tunes_from_the_given_ensemble_and_leaves_it_unchanged():
                         initial=start.estimator, **kw)
 
 
+FORK_AFTER_OPENMP = """
+import numpy as np, torch
+from condspace import inference
+torch.set_num_threads(2)
+(torch.rand(4_000_000) * 2.0).exp().sum()  # a multithreaded op: the parent now has an OpenMP team
+prior = inference.Prior(tuple("abcdefgh"), np.zeros(8), np.ones(8))
+theta = prior.sample(5000, seed=0)  # 5000 x 8 features: conversions large enough to go multithreaded
+settings = inference.EstimatorSettings(hidden_features=8, num_transforms=1, max_epochs=1)
+post = inference.train(theta, theta + 0.1, prior, settings=settings, feature_names=tuple("ABCDEFGH"),
+                       progress=False, workers=2)
+print("trained", len(post.info["epochs"]))
+"""
+
+
+def test_training_in_forked_workers_survives_a_parent_that_ran_openmp():
+    """Regression: the second round of a refinement hung for good, its two training workers waiting
+    in libgomp for threads of the parent that a fork does not copy."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "lib"), "CONDSPACE_QUIET": "1"}
+    try:
+        done = subprocess.run([sys.executable, "-c", FORK_AFTER_OPENMP], env=env, capture_output=True, text=True,
+                              timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("training in forked workers hung after the parent ran a multithreaded torch op")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "trained 2" in done.stdout
+
+
 # ----- the rounds on the toy problem ---------------------------------------------------------------
 def toy_simulate(theta: np.ndarray, seed: int) -> inference.SimulatedFeatures:
     x = theta + TOY_SIGMA * np.random.default_rng(seed).standard_normal(theta.shape)

@@ -59,10 +59,6 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
     import torch  # noqa: PLC0415
     from sbi.inference import NPE  # noqa: PLC0415
 
-    theta_t = torch.as_tensor(phi, dtype=torch.float32)
-    x_t = torch.as_tensor(x, dtype=torch.float32)
-    sbi_prior = _logistic_prior(prior.dim) if settings.transform == "logit" else prior.torch()
-
     def build(theta_batch, x_batch):  # sbi calls this once, with the first batch (z-scoring statistics)
         if initial is not None:
             import copy  # noqa: PLC0415
@@ -79,7 +75,14 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
     # sbi prints "converged after N epochs" whatever show_progress_bars says: without a progress
     # display (parallel members, CONDSPACE_QUIET) that line would interleave with the caller's output.
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
+    # Every torch operation, the conversions included, runs on one thread: in a forked worker whose
+    # parent has already run a multithreaded torch operation (an OpenMP team; it happens between
+    # the rounds of a refinement), a multithreaded op waits forever for the parent's threads, which
+    # a fork does not copy.
     with torch_threads(1), torch.random.fork_rng(), quiet, warnings.catch_warnings():
+        theta_t = torch.as_tensor(phi, dtype=torch.float32)
+        x_t = torch.as_tensor(x, dtype=torch.float32)
+        sbi_prior = _logistic_prior(prior.dim) if settings.transform == "logit" else prior.torch()
         # Reaching a capped max_epochs (FAST budgets) is recorded as "reached_max_epochs" in the
         # posterior's info instead of a warning that lands, with the library's path, in the book.
         warnings.filterwarnings("ignore", message="Maximum number of epochs", category=UserWarning)
@@ -91,9 +94,10 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
                               validation_fraction=settings.validation_fraction,
                               stop_after_epochs=settings.stop_after_epochs, max_num_epochs=settings.max_epochs,
                               show_train_summary=False)
+        state = {k: v.detach().cpu().clone() for k, v in estimator.state_dict().items()}
     summ = npe.summary
     epochs = int(summ["epochs_trained"][-1])
-    return {"state_dict": {k: v.detach().cpu().clone() for k, v in estimator.state_dict().items()},
+    return {"state_dict": state,
             "seed": int(seed), "epochs": epochs,
             "reached_max_epochs": epochs >= settings.max_epochs,
             "best_validation_loss": float(summ["best_validation_loss"][-1]),
