@@ -16,6 +16,15 @@ features of the observation, those of the posterior predictive, and the inferred
 (``noise_std``: median and 90 % interval, µA/cm² after filtering; the per-sample values are in
 the predictive table); ``posterior.json`` records the
 training run (budget, estimator, excluded fraction, cache key, timings, versions).
+
+With ``--refine``, a recording whose predictive-check fraction is below ``--refine-threshold``
+(0.8) gets its own posterior: truncated sequential NPE (Deistler et al. 2022), up to
+``--refine-rounds`` rounds of ``--refine-budget`` simulations drawn from the prior truncated to the
+posterior's high-probability region, rechecked after each round and stopped once it passes. Its
+three CSV files then hold the refined posterior, ``<ID>_refined_posterior.pt`` keeps it
+(:func:`condspace.inference.load_posterior`), and ``summary.json`` says under ``refinement``
+whether it was refined, by how many simulations, and the fractions before and after. The budget
+is printed before any work and a table of the outcome at the end.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ DESCRIPTION = __doc__.split("\n\n", 1)[1] + """
 example:
   python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv \\
       --samples 1000 --check 200 --out results/infer
+  python -m condspace infer --recordings data/recordings/stg_recordings.csv --out results/refined \\
+      --refine --refine-rounds 3 --refine-budget 1000
 """
 FEATURE_KEYS = ("rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "burst_duration_ms",
                 "intraburst_freq_hz", "burst_period_ms", "duty_cycle", "burstiness")
@@ -80,6 +91,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cache folder for training sets and posteriors (default: $CONDSPACE_CACHE or "
                         ".cache/condspace in the repository)")
     p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument("--refine", action="store_true",
+                   help="refine the posterior of every recording whose predictive check is below "
+                        "--refine-threshold with truncated sequential NPE (needs --check > 0)")
+    p.add_argument("--refine-rounds", type=positive_int, default=None, metavar="N",
+                   help="with --refine: at most N rounds per recording (default: 3)")
+    p.add_argument("--refine-budget", type=positive_int, default=None, metavar="N",
+                   help="with --refine: simulations per round, ≥ 10 (default: 1000)")
+    p.add_argument("--refine-threshold", type=positive_float, default=None, metavar="F",
+                   help="with --refine: predictive-check fraction in (0, 1] that passes (default: 0.8)")
     p.add_argument("--force", action="store_true",
                    help="run even when the estimated time exceeds a day (what cannot fit in memory is always refused)")
 
@@ -125,6 +145,7 @@ def _check_args(args: argparse.Namespace, cell: cells.CellType) -> None:
     if not Path(args.recordings).is_file():
         raise CLIError(f"--recordings {args.recordings}: no such file")
     n_params = cell.n_channels
+    _check_refine_args(args, cell)
     if args.budget is not None:
         steps = int(cell.protocol["t_max"] / cell.protocol.get("dt", 0.05))
         nbytes, seconds = _checks.simulation_cost(args.budget, steps)
@@ -133,6 +154,37 @@ def _check_args(args: argparse.Namespace, cell: cells.CellType) -> None:
                                 fix="use a smaller --budget (the standard one is the cell's inference_budget)")
     _checks.check_resources(f"--samples {args.samples:,} posterior samples per recording",
                             nbytes=8.0 * 4 * n_params * args.samples, fix="ask for fewer --samples")
+
+
+REFINE_DEFAULTS = {"refine_rounds": 3, "refine_budget": 1000, "refine_threshold": 0.8}
+
+
+def _check_refine_args(args: argparse.Namespace, cell: cells.CellType) -> None:
+    """``--refine`` options: used only with ``--refine``, in range, with a check to decide by; fills defaults."""
+    given = [name for name in REFINE_DEFAULTS if getattr(args, name) is not None]
+    if not args.refine:
+        if given:
+            flag = "--" + given[0].replace("_", "-")
+            raise CLIError(f"{flag} has no effect without --refine; add --refine to refine failing recordings")
+        return
+    for name, default in REFINE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if args.check == 0:
+        raise CLIError("--refine decides by the predictive check, which --check 0 skips; give --check N > 0 "
+                       "(e.g. --check 200)")
+    if args.refine_budget < 10:
+        raise CLIError(f"--refine-budget must be ≥ 10 simulations per round, got {args.refine_budget}")
+    if args.refine_threshold > 1:
+        raise CLIError(f"--refine-threshold is a fraction of posterior samples in (0, 1], "
+                       f"got {args.refine_threshold:g}")
+    steps = int(cell.protocol["t_max"] / cell.protocol.get("dt", 0.05))
+    per_recording = args.refine_rounds * (args.refine_budget + args.check)
+    nbytes, seconds = _checks.simulation_cost(args.refine_budget, steps)
+    _checks.check_resources(f"--refine with {args.refine_rounds:,} rounds of --refine-budget {args.refine_budget:,} "
+                            f"simulations ({per_recording:,} per recording with the checks)",
+                            nbytes=nbytes, seconds=seconds * args.refine_rounds, force=args.force,
+                            fix="use fewer --refine-rounds or a smaller --refine-budget")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,6 +228,12 @@ def _infer_all(args: argparse.Namespace, cell: cells.CellType, trains: recording
           f"{'loaded from the cache' if post.info.get('cached') else 'trained'} in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
     duration = post.protocol.duration if args.duration is None else args.duration
+    if args.refine:
+        each = args.refine_rounds * args.refine_budget
+        print(f"refinement budget: a recording whose predictive check is below {args.refine_threshold:g} gets up to "
+              f"{args.refine_rounds} round(s) of {args.refine_budget:,} simulations ({each:,} per recording, "
+              f"{each * len(trains):,} at most for {len(trains)} recording(s)), plus {args.check:,} simulations "
+              "per round for the recheck", file=sys.stderr)
     summary: dict[str, Any] = {}
     for ident, spikes in trains.items():
         if ident in trains.invalid:
@@ -185,6 +243,8 @@ def _infer_all(args: argparse.Namespace, cell: cells.CellType, trains: recording
             continue
         summary[ident] = _infer_one(ident, spikes, duration, post, ts, cell, dics, args, out)
     recordings.write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if args.check:
+        print(_summary_table(summary), file=sys.stderr)
     meta = {"cell": cell.name, "budget": budget, "settings": dataclasses.asdict(post.settings),
             "prior": post.prior.to_dict(), "features": list(post.feature_names), "training": ts.info,
             "posterior": {k: v for k, v in post.info.items() if k not in ("training",)}}
@@ -201,23 +261,78 @@ def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, 
         print(f"{ident}: not inferred: {err}", file=sys.stderr)
         return {"error": str(err), "observed": _observed(features.extract([spikes], duration).iloc[0])}
     theta = post.sample(args.samples, x_obs, seed=args.seed)
+    entry = {"observed": _observed(observed), "n_samples": int(args.samples),
+             "feature_cloud_percentile": inference.feature_cloud_distance(x_obs, ts.x[ts.valid]).percentile}
+    chk = None
+    if args.check:
+        chk = inference.predictive_check(post, spikes, args.check, duration=duration, samples=theta[:args.check],
+                                         seed=args.seed, backend=args.backend)
+        print(f"{ident}: {observed['label']}, predictive check {chk.fraction:.2f} ({chk.criterion})", file=sys.stderr)
+    if args.refine:
+        chk, theta, entry["refinement"] = _refine_one(ident, spikes, x_obs, duration, post, ts, chk, theta, args,
+                                                      out)
+    if post.prior.has_noise:  # how noisy the (refined) posterior thinks the recording is
+        entry["noise_std"] = {k: float(v) for k, v in post.noise_summary(theta).items()}
     g = inference.conductances(cell, post.prior, theta)
     table = pd.DataFrame(g, columns=list(cell.conductance_names))
     _write_csv(out / f"{_file_stem(ident)}_posterior.csv", table, args)
     _write_csv(out / f"{_file_stem(ident)}_dics.csv", dics.dics_at_threshold(cell, g), args)
-    cloud = inference.feature_cloud_distance(x_obs, ts.x[ts.valid])
-    entry = {"observed": _observed(observed), "n_samples": int(args.samples),
-             "feature_cloud_percentile": cloud.percentile}
-    if post.prior.has_noise:  # how noisy the posterior thinks the recording is
-        entry["noise_std"] = {k: float(v) for k, v in post.noise_summary(theta).items()}
-    if args.check:
-        chk = inference.predictive_check(post, spikes, args.check, duration=duration, samples=theta[:args.check],
-                                         seed=args.seed, backend=args.backend)
+    if chk is not None:
         _write_csv(out / f"{_file_stem(ident)}_predictive.csv", chk.table, args)
         entry.update({"predictive_check_fraction": chk.fraction, "criterion": chk.criterion,
                       "predictive": _predictive(chk.table)})
-        print(f"{ident}: {observed['label']}, predictive check {chk.fraction:.2f} ({chk.criterion})", file=sys.stderr)
     return entry
+
+
+def _refine_one(ident: str, spikes: np.ndarray, x_obs: np.ndarray, duration: float, post, ts, before, theta,
+                args, out: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Refine one recording if its amortised check fails: (final check, samples to write, summary entry).
+
+    A refinement that cannot run (its truncated region too small to sample) leaves the amortised
+    posterior in place and says why in the entry.
+    """
+    from condspace import inference  # noqa: PLC0415
+
+    try:
+        result = inference.refine_if_failing(post, spikes, ts, threshold=args.refine_threshold, check=args.check,
+                                             samples=args.samples, before=before, rounds=args.refine_rounds,
+                                             per_round=args.refine_budget, duration=duration, seed=args.seed,
+                                             backend=args.backend)
+    except (RuntimeError, ValueError) as err:
+        print(f"{ident}: refinement failed, the amortised posterior is kept: {err}", file=sys.stderr)
+        return before, theta, {"refined": False, "simulations": 0, "fraction_before": before.fraction,
+                               "fraction_after": before.fraction, "error": str(err)}
+    entry = {"refined": result.refined, "simulations": result.n_simulations, "rounds": len(result.rounds),
+             "fraction_before": result.fraction_before, "fraction_after": result.fraction_after,
+             "passed": bool(result.fraction_after >= args.refine_threshold), "threshold": args.refine_threshold,
+             "wall_s": result.wall_s}
+    if not result.refined:
+        return before, theta, entry
+    entry["per_round"] = [{"simulations": r.n_simulations, "valid": r.n_valid, "fraction": r.fraction,
+                           "prior_volume_fraction": r.volume_fraction} for r in result.rounds]
+    path = out / f"{_file_stem(ident)}_refined_posterior.pt"
+    inference.save_posterior(path, result.posterior)
+    args._kept = [*getattr(args, "_kept", []), path]
+    print(f"{ident}: refined with {result.n_simulations:,} simulations in {len(result.rounds)} round(s): predictive "
+          f"check {result.fraction_before:.2f} -> {result.fraction_after:.2f} ({result.wall_s:.0f} s)", file=sys.stderr)
+    # The refinement's last check simulated the first --check of these very samples (same seed).
+    return result.checks[-1], result.posterior.sample(args.samples, x_obs, seed=args.seed), entry
+
+
+def _summary_table(summary: dict[str, Any]) -> str:
+    """Per recording: class, amortised fraction, whether refined and by how many simulations, final fraction."""
+    rows = [("recording", "class", "amortised", "refined", "simulations", "final")]
+    for ident, entry in summary.items():
+        if "error" in entry:
+            rows.append((ident, entry.get("observed", {}).get("label", "-"), "-", "-", "-", "not inferred"))
+            continue
+        ref = entry.get("refinement")
+        before = ref["fraction_before"] if ref else entry["predictive_check_fraction"]
+        rows.append((ident, entry["observed"]["label"], f"{before:.2f}",
+                     ("yes" if ref["refined"] else "failed" if "error" in ref else "no") if ref else "-",
+                     f"{ref['simulations']:,}" if ref else "-", f"{entry['predictive_check_fraction']:.2f}"))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def _file_stem(ident: str) -> str:

@@ -20,12 +20,15 @@ package, Tejero-Cantero et al. 2020) as applied to the STG neuron by Gonçalves 
    reproduce the observation; tolerances justified by :func:`feature_spread`),
    :func:`expected_coverage` (joint-HPD calibration on held-out simulations), :func:`leakage`,
    :func:`feature_cloud_distance` (is the observation inside the simulated feature cloud?).
+7. Per recording: :func:`refine_if_failing` sharpens the posterior of a recording that fails the
+   predictive check with truncated sequential NPE (:func:`refine`, :func:`sequential_npe`).
 
 The package, one module per concern: :mod:`~condspace.inference.prior`,
 :mod:`~condspace.inference.simulator`, :mod:`~condspace.inference.cache` (training sets on disk),
 :mod:`~condspace.inference.estimators` (settings, transforms, flows, class restriction),
 :mod:`~condspace.inference.posterior`, :mod:`~condspace.inference.training`,
 :mod:`~condspace.inference.persistence` (saving posteriors),
+:mod:`~condspace.inference.refine` (per-recording truncated sequential NPE),
 :mod:`~condspace.inference.demonstration` (synthetic recordings) and
 :mod:`~condspace.inference.diagnostics`; the summary features live in
 :mod:`condspace.features.summary` and are re-exported here. Every public name is importable from
@@ -125,6 +128,17 @@ from condspace.inference.estimators import (  # noqa: E402
 from condspace.inference.persistence import POSTERIOR_FORMAT, load_posterior, save_posterior  # noqa: E402
 from condspace.inference.posterior import Posterior  # noqa: E402
 from condspace.inference.prior import NOISE_NAME, Prior, conductances, make_prior  # noqa: E402
+from condspace.inference.refine import (  # noqa: E402
+    HPR_QUANTILE,
+    REFINE_THRESHOLD,
+    Refinement,
+    RefinementRound,
+    TruncatedDraws,
+    refine,
+    refine_if_failing,
+    sequential_npe,
+    truncated_prior_sample,
+)
 from condspace.inference.simulator import Protocol, SimulatedFeatures, simulate_features  # noqa: E402
 from condspace.inference.training import estimator_code_hash, train, trained_posterior  # noqa: E402
 
@@ -141,3 +155,6 @@ __all__ = [
     "summary_frame", "synthetic_recordings", "torch_threads", "train", "train_restriction", "trained_posterior",
     "training_set", "truth_pass_fraction", "versions",
 ]
+# per-recording refinement (condspace.inference.refine)
+__all__ += ["HPR_QUANTILE", "REFINE_THRESHOLD", "Refinement", "RefinementRound", "TruncatedDraws", "refine",
+            "refine_if_failing", "sequential_npe", "truncated_prior_sample"]

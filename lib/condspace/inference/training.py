@@ -44,11 +44,13 @@ from condspace.inference.simulator import Protocol
 
 
 def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: EstimatorSettings, seed: int,
-                progress: bool, epochs_done: Any = None) -> dict[str, Any]:
+                progress: bool, epochs_done: Any = None, initial: Any = None) -> dict[str, Any]:
     """Train one flow with ``sbi``'s NPE (here or in a worker process).
 
     ``epochs_done``, if given, is a shared ``multiprocessing`` integer that receives the number of
-    epochs trained after each epoch (the progress display of parallel training).
+    epochs trained after each epoch (the progress display of parallel training). ``initial``, if
+    given, is a trained flow of the same settings to start from (fine-tuning: its weights and its
+    z-scoring are kept; a copy is trained, the original is left as it was).
 
     Returns:
         Its ``state_dict`` (CPU tensors) and training summary: ``seed``, ``epochs``,
@@ -57,9 +59,13 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
     import torch  # noqa: PLC0415
     from sbi.inference import NPE  # noqa: PLC0415
 
-    theta_t = torch.as_tensor(phi, dtype=torch.float32)
-    x_t = torch.as_tensor(x, dtype=torch.float32)
-    sbi_prior = _logistic_prior(prior.dim) if settings.transform == "logit" else prior.torch()
+    def build(theta_batch, x_batch):  # sbi calls this once, with the first batch (z-scoring statistics)
+        if initial is not None:
+            import copy  # noqa: PLC0415
+
+            return copy.deepcopy(initial).train()
+        return _build_estimator(settings, theta_batch, x_batch)
+
     class CountingNPE(NPE):
         def _maybe_show_progress(self, show: bool, epoch: int) -> None:  # sbi 0.27 calls it after each epoch
             super()._maybe_show_progress(show, epoch)
@@ -69,21 +75,29 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
     # sbi prints "converged after N epochs" whatever show_progress_bars says: without a progress
     # display (parallel members, CONDSPACE_QUIET) that line would interleave with the caller's output.
     quiet = contextlib.nullcontext() if progress else contextlib.redirect_stdout(io.StringIO())
+    # Every torch operation, the conversions included, runs on one thread: in a forked worker whose
+    # parent has already run a multithreaded torch operation (an OpenMP team; it happens between
+    # the rounds of a refinement), a multithreaded op waits forever for the parent's threads, which
+    # a fork does not copy.
     with torch_threads(1), torch.random.fork_rng(), quiet, warnings.catch_warnings():
+        theta_t = torch.as_tensor(phi, dtype=torch.float32)
+        x_t = torch.as_tensor(x, dtype=torch.float32)
+        sbi_prior = _logistic_prior(prior.dim) if settings.transform == "logit" else prior.torch()
         # Reaching a capped max_epochs (FAST budgets) is recorded as "reached_max_epochs" in the
         # posterior's info instead of a warning that lands, with the library's path, in the book.
         warnings.filterwarnings("ignore", message="Maximum number of epochs", category=UserWarning)
         torch.manual_seed(seed)
-        npe = CountingNPE(prior=sbi_prior, density_estimator=lambda th, xx: _build_estimator(settings, th, xx),
+        npe = CountingNPE(prior=sbi_prior, density_estimator=build,
                   tracker=_NoTracker(), show_progress_bars=progress)
         npe.append_simulations(theta_t, x_t)
         estimator = npe.train(training_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                               validation_fraction=settings.validation_fraction,
                               stop_after_epochs=settings.stop_after_epochs, max_num_epochs=settings.max_epochs,
                               show_train_summary=False)
+        state = {k: v.detach().cpu().clone() for k, v in estimator.state_dict().items()}
     summ = npe.summary
     epochs = int(summ["epochs_trained"][-1])
-    return {"state_dict": {k: v.detach().cpu().clone() for k, v in estimator.state_dict().items()},
+    return {"state_dict": state,
             "seed": int(seed), "epochs": epochs,
             "reached_max_epochs": epochs >= settings.max_epochs,
             "best_validation_loss": float(summ["best_validation_loss"][-1]),
@@ -92,15 +106,22 @@ def _train_flow(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estimato
 
 
 def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: EstimatorSettings,
-                   seeds: Sequence[int], workers: int, progress: bool) -> list[dict[str, Any]]:
+                   seeds: Sequence[int], workers: int, progress: bool,
+                   initial: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Train one flow per seed: in this process (with sbi's epoch counter) or in forked workers.
+
+    ``initial``: optional trained flows, one per seed, to fine-tune instead of starting afresh.
 
     Forking after torch has run is safe here because each child trains on one torch thread
     (:func:`torch_threads`), as PyTorch's own DataLoader workers do; a spawned child would instead
     re-import the user's ``__main__`` script.
     """
+    starts = list(initial) if initial is not None else [None] * len(seeds)
+    if len(starts) != len(seeds):
+        raise ValueError(f"initial: {len(starts)} flows to fine-tune for {len(seeds)} seeds")
     if workers <= 1 or len(seeds) == 1:
-        return [_train_flow(phi, x, prior, settings, s, progress) for s in seeds]
+        return [_train_flow(phi, x, prior, settings, s, progress, initial=m)
+                for s, m in zip(seeds, starts, strict=True)]
     import multiprocessing  # noqa: PLC0415
 
     from tqdm.std import tqdm  # noqa: PLC0415  (tqdm.auto warns in a kernel without ipywidgets, into the book)
@@ -122,7 +143,7 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
             # libgomp cannot use after fork (the child hangs: seen in tests/test_inference.py once
             # the inferred noise added a parameter to the flows).
             torch.set_num_threads(1)
-            return _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k])
+            return _train_flow(phi, x, prior, settings, seeds[k], False, epochs[k], starts[k])
 
         for k, _, result in _parallel.run_chunks(job, [(k, k + 1) for k in range(len(seeds))], workers,
                                                  poll=refresh):
@@ -133,7 +154,8 @@ def _train_members(phi: np.ndarray, x: np.ndarray, prior: Prior, settings: Estim
 
 def train(theta: Any, x: Any, prior: Prior, *, settings: EstimatorSettings | None = None, seed: int = 0,
           feature_names: Sequence[str] = SUMMARY_NAMES, cell: str = "", info: Mapping[str, Any] | None = None,
-          progress: bool | None = None, workers: int | None = None) -> Posterior:
+          progress: bool | None = None, workers: int | None = None,
+          initial: FlowEnsemble | None = None) -> Posterior:
     """Train q(θ | x), an ensemble of ``settings.ensemble`` flows, with ``sbi``'s NPE on valid (θ, x) pairs.
 
     Member k starts from seed ``seed + k`` (initialisation and batch order) and sees the same
@@ -153,6 +175,9 @@ def train(theta: Any, x: Any, prior: Prior, *, settings: EstimatorSettings | Non
         progress: Progress display (default: on unless ``CONDSPACE_QUIET`` is set).
         workers: Processes training members at once (default: ``$CONDSPACE_WORKERS``, else one
             per core, at most one per member).
+        initial: A trained ensemble of these settings to fine-tune (member k from member k of
+            ``initial``; its z-scoring is kept) instead of training from a fresh initialisation
+            (used by :func:`condspace.inference.refine`).
 
     Raises:
         ValueError: Shapes disagree or fewer than 10 valid rows.
@@ -166,13 +191,17 @@ def train(theta: Any, x: Any, prior: Prior, *, settings: EstimatorSettings | Non
     keep = np.all(np.isfinite(x), axis=1) & np.all(np.isfinite(theta), axis=1)
     if keep.sum() < 10:
         raise ValueError(f"train: only {int(keep.sum())} valid simulations; need at least 10")
+    if initial is not None and len(initial) != settings.ensemble:
+        raise ValueError(f"initial: an ensemble of {len(initial)} flows cannot start the {settings.ensemble} "
+                         "members of these settings")
     if progress is None:
         progress = not os.environ.get("CONDSPACE_QUIET")
     phi = _to_unbounded(theta[keep], prior, settings.transform)
     seeds = [int(seed) + k for k in range(settings.ensemble)]
     n_proc = min(_parallel.worker_count(workers, len(seeds), 2), len(seeds))
     t0 = time.perf_counter()
-    members = _train_members(phi, x[keep], prior, settings, seeds, n_proc, progress)
+    members = _train_members(phi, x[keep], prior, settings, seeds, n_proc, progress,
+                             None if initial is None else initial.members)
     estimator = _build_ensemble(settings, prior.dim, x.shape[1], len(members))
     estimator.load_state_dict({f"{k}.{name}": v for k, m in enumerate(members) for name, v in m["state_dict"].items()})
     estimator.eval()
