@@ -220,7 +220,10 @@ SHORT = inference.Protocol.for_cell("stg", t_max=1500.0, transient=500.0)  # a 1
 def small_stg(tmp_path_factory):
     """A deliberately small STG posterior (200 simulations, 5 epochs, small flows) and a tonic recording."""
     settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=5)
+    # Noise not inferred here (noise=0): a clean recording that this tiny posterior reproduces now and
+    # then, as the policy test needs; the CLI test below refines with the default, noisy prior.
     post, ts = inference.trained_posterior("stg", 200, settings=settings, protocol=SHORT, progress=False,
+                                           prior=inference.make_prior("stg", noise=0),
                                            cache_dir=tmp_path_factory.mktemp("refine_cache"))
     cell = cells.get("stg")
     g = np.array([[cell.example("tonic spiking")[k] for k in cell.conductance_names]])
@@ -317,7 +320,8 @@ def test_infer_refine_command_end_to_end(tmp_path, tiny_posterior_cache, capfd):
     x_obs, _ = inference.observe(recordings.load_csv(rec)["stg_tonic"], refined.protocol.duration)
     written = pd.read_csv(out / "stg_tonic_posterior.csv")
     theta = refined.sample(20, x_obs, seed=0)
-    np.testing.assert_allclose(written[list(refined.prior.names)].to_numpy(), theta, rtol=1e-7)
+    g = refined.prior.conductance_names  # posterior.csv holds conductances only (simulate --conductances input)
+    np.testing.assert_allclose(written[list(g)].to_numpy(), theta[:, :len(g)], rtol=1e-7)
     predictive = pd.read_csv(out / "stg_tonic_predictive.csv")
     np.testing.assert_allclose(predictive[list(refined.prior.names)].to_numpy(), theta[:10], rtol=1e-7)
     passed, _ = inference.reproduces(pd.Series(entry["observed"]), predictive)
