@@ -23,9 +23,13 @@
 # - **Prior, simulations, features**: what the estimator is trained on, and whether the recordings
 #   look like the simulations.
 # - **Training**: two neural spline flows, trained once for all recordings.
-# - **Posteriors of the recordings**: the inferred sets against the ground truth.
+# - **Posteriors of the recordings**: the inferred sets against the ground truth, and how noisy
+#   each recording is taken to be (the noise strength is inferred with the conductances).
 # - **Posterior predictive traces**: do posterior samples fire like the recording?
 # - **Calibration**: are the posterior's credible regions as wide as they claim?
+# - **Ablation**: the design choices of the estimator, measured.
+# - **How robust is the posterior?** Recordings the training simulator did not make: another
+#   integrator, noise, jittered and missed spikes, shorter recordings.
 
 # %% [markdown]
 # **Prerequisites**: chapter 1 (the models, degeneracy); the idea of a posterior distribution.
@@ -491,26 +495,6 @@ else:
 # bands of `make check` around the two nominal levels); right: the variants at one budget.
 
 # %% [markdown]
-# ## Summary
-#
-# In this chapter we trained a neural posterior estimator (two flows) on simulations drawn from a uniform prior
-# over maximal conductances, checked where the recordings lie in the simulated feature cloud, and
-# inferred for each recording a posterior whose samples form its degenerate set. Whether those
-# samples reproduce the recordings is what the predictive checks measure (in this run
-# {glue:text}`pc_sentence`), and whether the credible regions have the coverage they claim is
-# what the calibration curve measures (in this run it {glue:text}`cov_verdict` the band at both
-# levels). `make check` repeats both checks on the standard posterior. The same inference runs from
-# the command line:
-# `python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv --out DIR`.
-# Next, chapter 3 maps these conductance sets to dynamic input conductances and asks whether one
-# number, the slow feedback g_s, tells the tonic from the bursting recordings.
-#
-# **References.** Gonçalves PJ et al. (2020) eLife 9:e56261. Tejero-Cantero A et al. (2020) JOSS
-# 5:2505. Durkan C, Bekasov A, Murray I, Papamakarios G (2019) NeurIPS 32 (neural spline flows).
-# Hermans J et al. (2022) TMLR (expected coverage). Fyon A et al. (2024) PNAS Nexus 3:pgae415.
-# Brandoit J et al. (2025) arXiv:2509.12783. Liu Z et al. (1998) J Neurosci 18:2309–2320.
-
-# %% [markdown]
 # ## How robust is the posterior?
 #
 # Every recording above was made by the simulator the posterior was trained on, with the same
@@ -656,3 +640,28 @@ else:
 # in the $\alpha = 0.5$ and $\alpha = 0.9$ HPD regions (black; calibrated: on the grey lines). A perturbation the
 # posterior is robust to leaves both rows flat; with this few sets per point a share moves in
 # large steps, so read the rows for trends.
+
+# %% [markdown]
+# ## Summary
+#
+# In this chapter we trained a neural posterior estimator (two flows) on noisy simulations drawn
+# from a uniform prior over maximal conductances and the noise strength, checked where the
+# recordings lie in the simulated feature cloud, and inferred for each recording a posterior whose
+# samples form its degenerate set and say how noisy the recording is. Whether those
+# samples reproduce the recordings is what the predictive checks measure (in this run
+# {glue:text}`pc_sentence`), and whether the credible regions have the coverage they claim is
+# what the calibration curve measures (in this run it {glue:text}`cov_verdict` the band at both
+# levels). `make check` repeats both checks on the standard posterior. The same inference runs from
+# the command line:
+# `python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv --out DIR`;
+# with `--refine` it sharpens the posterior of each recording that fails its predictive check by
+# truncated sequential NPE (Deistler et al. 2022), simulations restricted to that posterior's
+# support.
+# Next, chapter 3 maps these conductance sets to dynamic input conductances and asks whether one
+# number, the slow feedback g_s, tells the tonic from the bursting recordings.
+#
+# **References.** Gonçalves PJ et al. (2020) eLife 9:e56261. Tejero-Cantero A et al. (2020) JOSS
+# 5:2505. Durkan C, Bekasov A, Murray I, Papamakarios G (2019) NeurIPS 32 (neural spline flows).
+# Hermans J et al. (2022) TMLR (expected coverage). Fyon A et al. (2024) PNAS Nexus 3:pgae415.
+# Brandoit J et al. (2025) arXiv:2509.12783. Liu Z et al. (1998) J Neurosci 18:2309–2320.
+# Deistler M, Goncalves PJ, Macke JH (2022) NeurIPS 35 (truncated sequential NPE).
