@@ -52,8 +52,9 @@ N_CHECK = 500  # posterior samples simulated per recording for the predictive ch
 N_SAMPLES = 1000  # posterior samples per recording
 ABLATION = "data/ablation/inference_ablation.csv"  # written by benchmarks/inference_ablation.py (not by the book)
 RECORDINGS = None  # your spike-time CSV (ID,spiking_times; ms; README "Running the book on your recordings"); None: the cell's demonstration recordings
-REFINE_ROUNDS = 2  # refinement of a recording that fails the predictive check: rounds (FAST: 1, worst recording only)
+REFINE_ROUNDS = 1  # refinement of a recording that fails the predictive check: rounds (FAST: 1, worst recording only)
 REFINE_BUDGET = 1000  # simulations per refinement round (FAST: 300)
+REFINE_EPOCHS = 30  # cap on the fine-tuning epochs of a refinement round (FAST: MAX_EPOCHS_FAST); keeps the book's time bounded
 GROUND_TRUTH = None  # CSV of conductances per recording ID (ID,g_Na,...), or None: no comparison with a truth (the demonstration recordings bring theirs)
 
 # %%
@@ -414,7 +415,7 @@ to_refine = sorted((k for k, c in checks.items() if c.fraction < PREDICTIVE_MIN)
 to_refine = to_refine[:1] if FAST else to_refine  # FAST: the worst recording only, so that make test stays short
 refined = {k: inference.refine_if_failing(post, trains[k], ts, before=checks[k], check=n_check, samples=N_SAMPLES,
                                           rounds=n_rounds, per_round=per_round, duration=duration, seed=SEED,
-                                          backend=BACKEND, max_epochs=MAX_EPOCHS_FAST if FAST else None)
+                                          backend=BACKEND, max_epochs=MAX_EPOCHS_FAST if FAST else REFINE_EPOCHS)
            for k in to_refine}
 outcome = [f"{k} from {r.fraction_before:.2f} to {r.fraction_after:.2f} with {r.n_simulations:,} simulations "
            f"in {len(r.rounds)} round{'s' if len(r.rounds) != 1 else ''}" for k, r in refined.items()]
