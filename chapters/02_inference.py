@@ -67,7 +67,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 import condspace
-from condspace import cells, inference, plotting, resolve, simulate
+from condspace import cells, inference, plotting, recordings, resolve, simulate
 from condspace.posterior_scores import COVERAGE_TOLERANCE, PREDICTIVE_MIN
 
 
@@ -478,17 +478,7 @@ legend = ax.legend(loc="upper left")
 # wrote. {glue:md}`ablation_source`
 
 # %%
-def read_ablation(path):
-    """(table, {header key: text}) of the ablation CSV; (None, {}) when the file is missing."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            head = [line[2:].strip() for line in f if line.startswith("# ")]
-    except FileNotFoundError:
-        return None, {}
-    return pd.read_csv(path, comment="#"), dict(line.split(": ", 1) for line in head if ": " in line)
-
-
-ablation, about = read_ablation(ABLATION)
+ablation, about = recordings.read_annotated_csv(ABLATION)
 if ablation is None:
     glue("ablation_source", Markdown(f"No ablation file (`{ABLATION}`) is present in this checkout."), display=False)
     show("ablation_sentence", "There is nothing to compare.")
@@ -551,6 +541,7 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
+from condspace import recordings
 from condspace.posterior_scores import PREDICTIVE_MIN
 
 ROBUSTNESS_CSV = Path("data/robustness") / f"{CELL_TYPE}_robustness.csv"  # written by benchmarks/robustness.py
@@ -562,16 +553,6 @@ PANELS = {  # perturbation → (kinds drawn, column on the x axis, axis label); 
     "missed spikes": (("integrator", "missed"), "missed_fraction", "fraction of spikes deleted"),
     "duration": (("duration",), "strength", "recording length (s)"),
 }
-
-
-def read_robustness(path):
-    """(table, {header key: text}) of the robustness CSV; (None, {}) when the file is missing."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            head = [line[2:].strip() for line in f if line.startswith("# ")]
-    except FileNotFoundError:
-        return None, {}
-    return pd.read_csv(path, comment="#"), dict(line.split(": ", 1) for line in head if ": " in line)
 
 
 def panel_rows(table, kinds, column):
@@ -612,7 +593,7 @@ def robustness_sentence(table, about):
     return "".join(parts) + "."
 
 
-robust, robust_about = read_robustness(ROBUSTNESS_CSV)
+robust, robust_about = recordings.read_annotated_csv(ROBUSTNESS_CSV)
 if robust is None:
     glue("robust_source", Markdown(
         f"No robustness file (`{ROBUSTNESS_CSV}`) is present in this checkout; " + (

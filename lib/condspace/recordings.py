@@ -330,4 +330,23 @@ def _ok_flags(ok: Any, n: int) -> np.ndarray:
     return arr
 
 
-__all__ = ["HEADER", "INVALID", "Recordings", "load_csv", "save_csv", "write_text_atomic"]
+def read_annotated_csv(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
+    """A benchmark's result table and its ``# key: value`` header lines (date, command, budget).
+
+    The files of ``benchmarks/inference_ablation.py`` and ``benchmarks/robustness.py`` open with such
+    lines, then a plain CSV table; the chapters that show those results read them with this.
+
+    Returns:
+        (pandas DataFrame, {key: value}); (None, {}) when the file does not exist.
+    """
+    import pandas as pd  # noqa: PLC0415  (only the chapters need it)
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = [line[2:].strip() for line in f if line.startswith("# ")]
+    except FileNotFoundError:
+        return None, {}
+    return pd.read_csv(path, comment="#"), dict(line.split(": ", 1) for line in head if ": " in line)
+
+
+__all__ = ["HEADER", "INVALID", "Recordings", "load_csv", "read_annotated_csv", "save_csv", "write_text_atomic"]
