@@ -52,9 +52,9 @@ N_CHECK = 500  # posterior samples simulated per recording for the predictive ch
 N_SAMPLES = 1000  # posterior samples per recording
 ABLATION = "data/ablation/inference_ablation.csv"  # written by benchmarks/inference_ablation.py (not by the book)
 RECORDINGS = None  # your spike-time CSV (ID,spiking_times; ms; README "Running the book on your recordings"); None: the cell's demonstration recordings
-REFINE_ROUNDS = 1  # refinement of a recording that fails the predictive check: rounds (FAST: 1, worst recording only)
+REFINE_ROUNDS = 5  # refinement of a recording that fails the predictive check: at most this many rounds, stopping once it passes (FAST: 1, worst recording only)
 REFINE_BUDGET = 1000  # simulations per refinement round (FAST: 300)
-REFINE_EPOCHS = 30  # cap on the fine-tuning epochs of a refinement round (FAST: MAX_EPOCHS_FAST); keeps the book's time bounded
+REFINE_EPOCHS = None  # cap on the fine-tuning epochs of a refinement round; None: the standard settings with early stopping (FAST: MAX_EPOCHS_FAST)
 GROUND_TRUTH = None  # CSV of conductances per recording ID (ID,g_Na,...), or None: no comparison with a truth (the demonstration recordings bring theirs)
 
 # %%
@@ -405,8 +405,9 @@ fig = plotting.plot_traces(res.traces["t"][window], res.traces["V"][:, window],
 # One posterior trained for all recordings can be too broad for a particular one. A recording below
 # the threshold gets its own posterior by truncated sequential NPE (Deistler et al. 2022): rounds of
 # simulations drawn from the prior restricted to the current posterior's high-probability region,
-# the estimator fine-tuned on all simulations so far, and the predictive check repeated after each
-# round; it stops once the check passes. This is what `python -m condspace infer --refine` does.
+# the estimator fine-tuned on them together with the training simulations that fall inside that
+# region (draws from the restricted prior too), and the predictive check repeated after each round;
+# it stops once the check passes. This is what `python -m condspace infer --refine` does.
 # {glue:text}`refine_sentence`
 
 # %%

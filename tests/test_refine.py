@@ -355,3 +355,11 @@ def test_infer_refine_command_end_to_end(tmp_path, tiny_posterior_cache, capfd):
     passed, _ = inference.reproduces(pd.Series(entry["observed"]), predictive)
     assert entry["predictive_check_fraction"] == pytest.approx(passed.mean())
     assert refined.info["refinement"]["n_simulations"] == 20
+
+
+def test_the_command_line_defaults_are_the_library_ones():
+    from condspace import cli_infer  # noqa: PLC0415
+
+    assert cli_infer.REFINE_DEFAULTS == {"refine_rounds": inference.DEFAULT_ROUNDS,
+                                         "refine_budget": inference.DEFAULT_PER_ROUND,
+                                         "refine_threshold": inference.REFINE_THRESHOLD}

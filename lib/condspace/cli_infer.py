@@ -50,7 +50,7 @@ example:
   python -m condspace infer --cell stg --recordings data/recordings/stg_recordings.csv \\
       --samples 1000 --check 200 --out results/infer
   python -m condspace infer --recordings data/recordings/stg_recordings.csv --out results/refined \\
-      --refine --refine-rounds 3 --refine-budget 1000
+      --refine --refine-rounds 5 --refine-budget 1000
 """
 FEATURE_KEYS = ("rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "burst_duration_ms",
                 "intraburst_freq_hz", "burst_period_ms", "duty_cycle", "burstiness")
@@ -95,9 +95,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refine the posterior of every recording whose predictive check is below "
                         "--refine-threshold with truncated sequential NPE (needs --check > 0)")
     p.add_argument("--refine-rounds", type=positive_int, default=None, metavar="N",
-                   help="with --refine: at most N rounds per recording (default: 3)")
+                   help=f"with --refine: at most N rounds per recording (default: {REFINE_DEFAULTS['refine_rounds']})")
     p.add_argument("--refine-budget", type=positive_int, default=None, metavar="N",
-                   help="with --refine: simulations per round, ≥ 10 (default: 1000)")
+                   help=f"with --refine: simulations per round, ≥ 10 (default: {REFINE_DEFAULTS['refine_budget']})")
     p.add_argument("--refine-threshold", type=positive_float, default=None, metavar="F",
                    help="with --refine: predictive-check fraction in (0, 1] that passes (default: 0.8)")
     p.add_argument("--force", action="store_true",
@@ -156,7 +156,9 @@ def _check_args(args: argparse.Namespace, cell: cells.CellType) -> None:
                             nbytes=8.0 * 4 * n_params * args.samples, fix="ask for fewer --samples")
 
 
-REFINE_DEFAULTS = {"refine_rounds": 3, "refine_budget": 1000, "refine_threshold": 0.8}
+# The refine module's DEFAULT_ROUNDS, DEFAULT_PER_ROUND and REFINE_THRESHOLD, written out because importing
+# it loads torch (tests/test_refine.py checks that they agree).
+REFINE_DEFAULTS = {"refine_rounds": 5, "refine_budget": 1000, "refine_threshold": 0.8}
 
 
 def _check_refine_args(args: argparse.Namespace, cell: cells.CellType) -> None:

@@ -129,7 +129,10 @@ from condspace.inference.persistence import POSTERIOR_FORMAT, load_posterior, sa
 from condspace.inference.posterior import Posterior  # noqa: E402
 from condspace.inference.prior import NOISE_NAME, Prior, conductances, make_prior  # noqa: E402
 from condspace.inference.refine import (  # noqa: E402
+    DEFAULT_PER_ROUND,
+    DEFAULT_ROUNDS,
     HPR_QUANTILE,
+    REFINE_CHECK,
     REFINE_THRESHOLD,
     Refinement,
     RefinementRound,
@@ -156,5 +159,6 @@ __all__ = [
     "training_set", "truth_pass_fraction", "versions",
 ]
 # per-recording refinement (condspace.inference.refine)
-__all__ += ["HPR_QUANTILE", "REFINE_THRESHOLD", "Refinement", "RefinementRound", "TruncatedDraws", "refine",
-            "refine_if_failing", "sequential_npe", "truncated_prior_sample"]
+__all__ += ["DEFAULT_PER_ROUND", "DEFAULT_ROUNDS", "HPR_QUANTILE", "REFINE_CHECK", "REFINE_THRESHOLD", "Refinement",
+            "RefinementRound", "TruncatedDraws", "refine", "refine_if_failing", "sequential_npe",
+            "truncated_prior_sample"]

@@ -65,8 +65,10 @@ from condspace.inference.training import train
 #: Predictive-check fraction below which a recording is refined (issue 14's target).
 REFINE_THRESHOLD = 0.8
 #: Rounds of truncated simulations, and simulations per round, by default.
-DEFAULT_ROUNDS = 3
+DEFAULT_ROUNDS = 5  # the standard STG posterior's tonic recording needs 4 (stopping as soon as it passes)
 DEFAULT_PER_ROUND = 1000
+#: Posterior samples simulated by the predictive check after each round (it decides when to stop).
+REFINE_CHECK = 200
 #: Mass of q(θ | x_o) left outside the truncated prior (Deistler et al. 2022 use 1e-4).
 HPR_QUANTILE = 1e-4
 #: Posterior samples that estimate the HPR threshold and bounding box (sbi's thresholder default
@@ -360,7 +362,7 @@ def _retrain(current: Posterior, amortised: Posterior, settings: Any, theta: np.
 # ----- spike trains: the cell's simulator and the predictive check ----------------------------------
 def refine(posterior: Posterior, observation: Any, training: TrainingSet | None = None, *,
            rounds: int = DEFAULT_ROUNDS, per_round: int = DEFAULT_PER_ROUND, duration: float | None = None,
-           check: int = 200, samples: int | None = None, threshold: float | None = REFINE_THRESHOLD,
+           check: int = REFINE_CHECK, samples: int | None = None, threshold: float | None = REFINE_THRESHOLD,
            seed: int = 0, quantile: float = HPR_QUANTILE, backend: str = "numpy", max_epochs: int | None = None,
            progress: bool | None = None, workers: int | None = None) -> Refinement:
     """Refine ``posterior`` for one recorded spike train with truncated sequential NPE.
@@ -431,7 +433,7 @@ def _check(post: Posterior, observation: Any, x_obs: np.ndarray, check: int, sam
 
 
 def refine_if_failing(posterior: Posterior, observation: Any, training: TrainingSet | None = None, *,
-                      threshold: float = REFINE_THRESHOLD, check: int = 200, samples: int | None = None,
+                      threshold: float = REFINE_THRESHOLD, check: int = REFINE_CHECK, samples: int | None = None,
                       before: PredictiveCheck | None = None, rounds: int = DEFAULT_ROUNDS,
                       per_round: int = DEFAULT_PER_ROUND, duration: float | None = None, seed: int = 0,
                       quantile: float = HPR_QUANTILE, backend: str = "numpy", max_epochs: int | None = None,
