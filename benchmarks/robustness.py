@@ -93,7 +93,11 @@ def score_one(post: inference.Posterior, spikes: np.ndarray, truth: pd.Series, n
     except ValueError as err:
         return {**row, "observed_label": "silent", "n_spikes": int(np.size(spikes)), "note": str(err)}
     theta_true = truth[list(post.prior.names)].to_numpy(dtype=float)
-    samples = post.sample(n_samples, x_obs, seed=seed)
+    try:
+        samples = post.sample(n_samples, x_obs, seed=seed)
+    except RuntimeError as err:  # the flow puts (almost) no mass in the box on the observed class
+        return {**row, "observed_label": observed["label"], "n_spikes": int(observed["n_spikes"]),
+                "note": str(err).split(";")[0]}
     check = inference.predictive_check(post, spikes, n_check, duration=duration, samples=samples[:n_check],
                                        seed=seed, backend=backend)
     rank = float(inference.hpd_ranks(post, theta_true[None], x_obs[None], n_samples=n_samples, seed=seed)[0])

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import signal
 
-from condspace import cells, features, recordings, reference, simulate
+from condspace import cells, features, inference, recordings, reference, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "recordings" / "misspecified"
@@ -260,3 +260,20 @@ def test_chapter_section_reads_the_csv(tmp_path, monkeypatch):
     assert glued["robust_n_sets"] == "2"
     assert len(plt.gcf().axes) == 10
     plt.close("all")
+
+
+def test_a_recording_the_posterior_cannot_sample_is_a_row_with_a_note(bench):
+    """One unsampleable recording (no mass in the box on its class) must not end a run of 88."""
+    class NoMass:
+        prior = inference.make_prior("stg")
+
+        def sample(self, n, x, seed=0):
+            raise RuntimeError("sample: fewer than 10 samples accepted after 200 rounds; retrain")
+
+    truth = pd.Series({**dict.fromkeys(bench.COLUMNS[1:12], 0.0), "duration_ms": 3000.0}, name="burst_x")
+    for name in NoMass.prior.names:
+        truth[name] = 1.0
+    spikes = np.arange(0.0, 3000.0, 50.0)
+    row = bench.score_one(NoMass(), spikes, truth, n_check=5, n_samples=10, seed=0, backend="numpy")
+    assert row["ID"] == "burst_x" and row["observed_label"] == "spiking" and row["n_spikes"] == 60, row
+    assert "predictive" not in row and row["note"].startswith("sample: fewer than 10 samples")
