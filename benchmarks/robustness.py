@@ -27,6 +27,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/robustness.py                  # standard posterior, 200 samples checked per recording
     .venv/bin/python benchmarks/robustness.py --fast           # chapter 2's FAST posterior (1500 simulations), minutes
     .venv/bin/python benchmarks/robustness.py --refine         # also refine the failing recordings
+    .venv/bin/python benchmarks/robustness.py --refine --refine-ids tonic_1_noise_5 ...   # refine only these
 """
 
 from __future__ import annotations
@@ -133,8 +134,9 @@ def run(args: argparse.Namespace, refine=None, log=print) -> pd.DataFrame:
     rows = []
     for ident, spikes in trains.items():
         t1 = time.perf_counter()
+        chosen = getattr(args, "refine_ids", None) is None or ident in args.refine_ids
         row = score_one(post, spikes, truth.loc[ident], args.n_check, args.n_samples, args.seed, args.backend,
-                        refine=refine, training=ts)
+                        refine=refine if chosen else None, training=ts)
         rows.append(row)
         log(f"{ident:24s} {row.get('observed_label', ''):9s} predictive {row.get('predictive', np.nan):.2f}  "
             f"HPD rank {row.get('hpd_rank', np.nan):.2f}  ({time.perf_counter() - t1:.1f} s)")
@@ -197,6 +199,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                                                 "(default 1000; --fast 300)")
     ap.add_argument("--refine", action="store_true", help="refine the recordings whose amortised posterior fails "
                                                           "(needs condspace.inference.refine)")
+    ap.add_argument("--refine-ids", nargs="+", default=None, metavar="ID",
+                    help="with --refine: refine only these recordings (refinement costs minutes per recording; "
+                         "the others keep their amortised scores and empty refined columns)")
     ap.add_argument("--only", nargs="+", default=None, metavar="KIND",
                     help="score only these perturbation kinds (baseline integrator noise jitter missed duration)")
     ap.add_argument("--seed", type=int, default=0)
@@ -213,6 +218,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
             ap.error(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(args, key)}")
     if not (args.recordings / TRUTH_FILE).is_file():
         ap.error(f"--recordings {args.recordings}: no {TRUTH_FILE}; make it with tools/make_misspecified_recordings.py")
+    if args.refine_ids is not None:
+        if not args.refine:
+            ap.error("--refine-ids needs --refine")
+        known = set(pd.read_csv(args.recordings / TRUTH_FILE, dtype={"ID": str})["ID"])
+        unknown = [i for i in args.refine_ids if i not in known]
+        if unknown:
+            ap.error(f"--refine-ids: not in {args.recordings / TRUTH_FILE}: {', '.join(unknown)}")
     return args
 
 
@@ -225,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         status = "asked, but condspace.inference.refine is not importable here: the refined columns are empty"
     elif args.refine:
         status = "recordings whose amortised posterior fails the predictive check were refined"
+        if args.refine_ids is not None:
+            status += f" among {', '.join(args.refine_ids)} (the others were not considered)"
     else:
         status = "not run (pass --refine)"
     print(f"refinement: {status}")

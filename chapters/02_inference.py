@@ -617,10 +617,16 @@ else:
         rows = panel_rows(robust, kinds, column)
         top, bottom = axes[0, col], axes[1, col]
         for label, color in (("spiking", "C0"), ("bursting", "C1")):
-            mean = rows[rows["class"] == label].groupby("x")[["predictive", "predictive_refined"]].mean()
-            top.plot(mean.index, mean["predictive"], "o-", color=color, label=f"{label}, amortised")
-            if mean["predictive_refined"].notna().any():
-                top.plot(mean.index, mean["predictive_refined"], "s--", color=color, label=f"{label}, refined")
+            mean = rows[rows["class"] == label].groupby("x")["predictive"].mean()
+            top.plot(mean.index, mean.to_numpy(), "o-", color=color, label=f"{label}, amortised (mean)")
+            # Refined recordings one by one: an arrow from the amortised to the refined fraction (the file
+            # may refine only some recordings, so a mean over them would not compare with the line).
+            refined = rows[(rows["class"] == label) & rows["refined"].fillna(False).astype(bool)]
+            for _, r in refined.iterrows():
+                top.annotate("", xy=(r["x"], r["predictive_refined"]), xytext=(r["x"], r["predictive"]),
+                             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.0})
+            if len(refined):
+                top.plot([], [], marker=r"$\uparrow$", ls="none", color=color, label=f"{label}, one recording refined")
         top.axhline(PREDICTIVE_MIN, color="0.6", lw=0.8, ls=":")
         bottom.scatter(rows["x"], rows["hpd_rank"], s=10, alpha=0.5, color=["C0" if c == "spiking" else "C1"
                                                                           for c in rows["class"]])
@@ -646,7 +652,8 @@ else:
 # %% [markdown]
 # {glue:text}`robust_sentence` Top: the predictive-check fraction of each perturbation against
 # its strength, averaged over the tonic and the bursting sets (dotted: the threshold of `make
-# check`; dashed: after per-recording refinement, where the file has it). Bottom: the HPD rank
+# check`; arrows: single recordings refined by TSNPE, from the amortised to the refined fraction,
+# where the file has them). Bottom: the HPD rank
 # of the true conductances of every recording (dots) and the share of recordings whose truth lies
 # in the $\alpha = 0.5$ and $\alpha = 0.9$ HPD regions (black; calibrated: on the grey lines). A perturbation the
 # posterior is robust to leaves both rows flat; with this few sets per point a share moves in

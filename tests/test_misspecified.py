@@ -277,3 +277,39 @@ def test_a_recording_the_posterior_cannot_sample_is_a_row_with_a_note(bench):
     row = bench.score_one(NoMass(), spikes, truth, n_check=5, n_samples=10, seed=0, backend="numpy")
     assert row["ID"] == "burst_x" and row["observed_label"] == "spiking" and row["n_spikes"] == 60, row
     assert "predictive" not in row and row["note"].startswith("sample: fewer than 10 samples")
+
+
+def test_refine_ids_are_checked(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse(["--refine-ids", "tonic_1_noise_5"])
+    assert "--refine-ids needs --refine" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.parse(["--refine", "--refine-ids", "tonic_1_noise_5", "tonic_9_nothing"])
+    assert "not in" in (err := capsys.readouterr().err) and "tonic_9_nothing" in err and "noise_5," not in err
+    assert bench.parse(["--refine", "--refine-ids", "tonic_1_noise_5"]).refine_ids == ["tonic_1_noise_5"]
+
+
+def test_chapter_section_draws_each_refined_recording_as_an_arrow(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from matplotlib.text import Annotation  # noqa: PLC0415
+
+    table = _table()
+    table["refined"] = table["refined"].astype(object)
+    considered = table["ID"].isin(["tonic_1_noise_5", "bursting_1_jitter_0.5"])
+    table.loc[considered, "refined"] = [True, False]  # the burster passed amortised: considered, not refined
+    table.loc[table["ID"] == "tonic_1_noise_5", "predictive_refined"] = 0.85
+    passed = table["ID"] == "bursting_1_jitter_0.5"
+    table.loc[passed, "predictive_refined"] = table.loc[passed, "predictive"]
+    out = tmp_path / "data" / "robustness" / "stg_robustness.csv"
+    out.parent.mkdir(parents=True)
+    out.write_text("# date: 2026-12-01 19:00 UTC\n# command: python benchmarks/robustness.py --refine\n"
+                   "# budget: 30000 training simulations (standard)\n# refinement: refined among two\n"
+                   + table.to_csv(index=False), encoding="utf-8")
+    plt.close("all")
+    glued = _run_section(tmp_path, monkeypatch)
+    # the worst fraction after refinement over the considered rows (both 0.85), one of them refined
+    assert "after refinement the worst recording reaches 0.85 (1 refined)" in glued["robust_sentence"]
+    arrows = [a for ax in plt.gcf().axes for a in ax.get_children() if isinstance(a, Annotation)]
+    assert len(arrows) == 1
+    assert arrows[0].xy[1] == pytest.approx(0.85) and arrows[0].xyann[1] == pytest.approx(0.8 - 0.1 * 5.0)
+    plt.close("all")
