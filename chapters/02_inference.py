@@ -593,7 +593,7 @@ def robustness_sentence(table, about):
     refined = table["predictive_refined"].notna()
     if refined.any():
         parts.append(f"; after refinement the worst recording reaches {table.loc[refined, 'predictive_refined'].min():.2f} "
-                     f"({int(table.loc[refined, 'refined'].fillna(False).astype(bool).sum())} refined)")
+                     f"({int(table.loc[refined, 'refined'].eq(True).sum())} refined)")
     else:
         parts.append(f"; no refined fractions in this file (refinement: {about.get('refinement', 'not recorded')})")
     return "".join(parts) + "."
@@ -626,7 +626,7 @@ else:
             top.plot(mean.index, mean.to_numpy(), "o-", color=color, label=f"{label}, amortised (mean)")
             # Refined recordings one by one: an arrow from the amortised to the refined fraction (the file
             # may refine only some recordings, so a mean over them would not compare with the line).
-            refined = rows[(rows["class"] == label) & rows["refined"].fillna(False).astype(bool)]
+            refined = rows[(rows["class"] == label) & rows["refined"].eq(True)]
             for _, r in refined.iterrows():
                 top.annotate("", xy=(r["x"], r["predictive_refined"]), xytext=(r["x"], r["predictive"]),
                              arrowprops={"arrowstyle": "->", "color": color, "lw": 1.0})

@@ -230,6 +230,7 @@ def _run_section(tmp_path, monkeypatch, cell: str = "stg") -> dict:
     return glued
 
 
+@pytest.mark.filterwarnings("error")  # a warning printed in the chapter fails its browser check
 def test_chapter_section_says_when_the_csv_is_missing(tmp_path, monkeypatch):
     glued = _run_section(tmp_path, monkeypatch)
     text = glued["robust_source"].data
@@ -239,6 +240,7 @@ def test_chapter_section_says_when_the_csv_is_missing(tmp_path, monkeypatch):
     assert "da_robustness.csv" in other and "STG neuron only" in other
 
 
+@pytest.mark.filterwarnings("error")  # a warning printed in the chapter fails its browser check
 def test_chapter_section_reads_the_csv(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
@@ -289,6 +291,7 @@ def test_refine_ids_are_checked(bench, capsys):
     assert bench.parse(["--refine", "--refine-ids", "tonic_1_noise_5"]).refine_ids == ["tonic_1_noise_5"]
 
 
+@pytest.mark.filterwarnings("error")  # a warning printed in the chapter fails its browser check
 def test_chapter_section_draws_each_refined_recording_as_an_arrow(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt  # noqa: PLC0415
     from matplotlib.text import Annotation  # noqa: PLC0415
