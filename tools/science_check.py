@@ -20,6 +20,7 @@ Usage::
 
     .venv/bin/python tools/science_check.py [--only posterior,dics,reachability] [--budget N]
         [--max-epochs N] [--n-test 1000] [--n-check 500] [--refine-rounds 5] [--refine-budget 1000]
+        [--refine-check 200]
 
 ``--budget`` / ``--max-epochs`` score a posterior other than the standard one (the table says
 which); the requirements stay the same.
