@@ -16,7 +16,9 @@ sets). Per recording:
 - ``predictive_refined``, ``hpd_rank_refined``, ``refined``, ``refine_simulations``: the same after
   per-recording refinement (truncated sequential NPE, ``condspace.inference.refine``) of the
   recordings whose amortised posterior fails, with ``--refine``; empty when it was not run (the
-  header says why).
+  header says why). ``predictive_refined`` is the verdict on fresh samples
+  (``Refinement.fraction_verdict``); ``predictive_last_round``, the last round's check that
+  stopped the rounds, is kept beside it.
 
 The CSV (``--out``, written atomically) starts with ``#`` lines: date, command, budget, commit and
 versions; chapter 2 reads it (``pandas.read_csv(..., comment="#")``). ``make book`` does not run
@@ -58,7 +60,7 @@ STANDARD = {"n_check": 200, "n_samples": 1000}
 COLUMNS = ("ID", "set", "class", "kind", "strength", "unit", "integrator", "noise_sigma", "noise_std", "jitter_ms",
            "missed_fraction", "duration_ms", "observed_label", "n_spikes", "predictive", "rule", "hpd_rank",
            "in_hpd_50", "in_hpd_90", "predictive_refined", "hpd_rank_refined", "refined", "refine_simulations",
-           "note")
+           "predictive_last_round", "note")
 
 
 def refinement_function():
@@ -113,7 +115,8 @@ def score_one(post: inference.Posterior, spikes: np.ndarray, truth: pd.Series, n
         if result.refined:
             refined_rank = float(inference.hpd_ranks(result.posterior, theta_true[None], x_obs[None],
                                                      n_samples=n_samples, seed=seed)[0])
-        row.update({"predictive_refined": result.fraction_after, "hpd_rank_refined": refined_rank,
+        row.update({"predictive_refined": result.fraction_verdict, "predictive_last_round": result.fraction_after,
+                    "hpd_rank_refined": refined_rank,
                     "refined": bool(result.refined), "refine_simulations": int(result.n_simulations)})
     return row
 

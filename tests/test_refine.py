@@ -226,6 +226,28 @@ def test_sequential_npe_moves_an_undertrained_posterior_towards_the_exact_one():
     np.testing.assert_array_equal(again.posterior.sample(50, x_obs, seed=1), seen[0][1].sample(50, x_obs, seed=1))
 
 
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs:UserWarning")
+def test_rounds_stop_only_on_a_confirmed_pass():
+    # Scripted checks: every round's check passes, the first confirmation does not, the second does.
+    # A rule that stopped on the first passing check would stop after round 1; this one runs round 2.
+    theta = TOY_PRIOR.sample(200, seed=0)
+    amortised = inference.train(theta, toy_simulate(theta, 1).x, TOY_PRIOR, settings=TOY_SETTINGS, seed=0,
+                                feature_names=("x1", "x2"), cell="toy", progress=False)
+    confirmations = iter([0.7, 0.9])
+    kw = {"rounds": 4, "per_round": 50, "seed": 0, "max_epochs": 1, "threshold": 0.8, "progress": False,
+          "after_round": lambda post, r: 0.95}
+    result = inference.sequential_npe(amortised, np.zeros(2), toy_simulate,
+                                      confirm=lambda post, r: next(confirmations), **kw)
+    assert [(r.fraction, r.confirmed) for r in result.rounds] == [(0.95, 0.7), (0.95, 0.9)]
+    assert result.fraction_after == 0.95 and result.fraction_verdict == 0.9
+    # A check below the threshold is not confirmed; without ``confirm`` the first pass stops.
+    low = inference.sequential_npe(amortised, np.zeros(2), toy_simulate, **{**kw, "after_round": lambda post, r: 0.5,
+                                                                            "rounds": 2},
+                                   confirm=lambda post, r: pytest.fail("confirmed a failing check"))
+    assert [r.confirmed for r in low.rounds] == [None, None]
+    assert len(inference.sequential_npe(amortised, np.zeros(2), toy_simulate, **kw).rounds) == 1
+
+
 def test_sequential_npe_refuses_bad_arguments():
     post = gaussian_posterior(0.5)
     for kw, word in [({"rounds": 0}, "rounds"), ({"per_round": 5}, "per_round"), ({"rounds": 1.5}, "rounds"),
@@ -275,6 +297,13 @@ def test_refinement_end_to_end_on_a_recording_the_small_posterior_fails(small_st
     assert len(result.checks) == len(result.rounds) + 1 and all(len(c.table) == 40 for c in result.checks)
     assert [r.fraction for r in result.rounds] == [c.fraction for c in result.checks[1:]]
     assert 0.0 <= result.fraction_after <= 1.0
+    # The one round ended without a pass, or with one: either way the posterior returned is judged
+    # on fresh samples (seed + 1), a check that did not decide when to stop.
+    assert len(result.confirmations) == 1 and len(result.confirmations[0].table) == 40
+    assert result.fraction_verdict == result.rounds[-1].confirmed == result.confirmations[0].fraction
+    fresh = inference.predictive_check(result.posterior, spikes, 40, duration=SHORT.duration, seed=1,
+                                       samples=result.posterior.sample(40, x_obs, seed=1))
+    pd.testing.assert_frame_equal(result.confirmations[0].table, fresh.table)
     # The refined posterior concentrates: its high-probability region fills less of the prior
     # (measured: 0.96 of the prior for the amortised posterior, 0.84 after one round and 0.81 after
     # two; the three estimates averaged each scatter by about ±0.015).
@@ -299,7 +328,8 @@ def test_refinement_policy_leaves_a_passing_posterior_alone(small_stg):
                                        progress=False)
     assert not kept.refined and kept.posterior is post and kept.n_simulations == 0 and kept.rounds == []
     # Its own check is the plain predictive check with the same samples and seed.
-    assert kept.fraction_before == kept.fraction_after == before.fraction
+    assert kept.fraction_before == kept.fraction_after == kept.fraction_verdict == before.fraction
+    assert kept.confirmations == []
     pd.testing.assert_frame_equal(kept.checks[0].table, before.table)
     # A check passed in is used, not rerun.
     again = inference.refine_if_failing(post, spikes, ts, threshold=before.fraction, check=20, before=before,
@@ -339,9 +369,10 @@ def test_infer_refine_command_end_to_end(tmp_path, tiny_posterior_cache, capfd):
     assert ref["refined"] and ref["simulations"] == 20 and ref["rounds"] == 1
     assert ref["fraction_before"] < 0.8 and entry["predictive_check_fraction"] == ref["fraction_after"]
     table = err[err.index("recording  "):].splitlines()
-    assert table[0].split() == ["recording", "class", "amortised", "refined", "simulations", "final"]
+    assert table[0].split() == ["recording", "class", "amortised", "refined", "simulations", "final", "fresh"]
     assert table[1].split() == ["stg_tonic", "spiking", f"{ref['fraction_before']:.2f}", "yes", "20",
-                                f"{ref['fraction_after']:.2f}"]
+                                f"{ref['fraction_after']:.2f}", f"{ref['fraction_verdict']:.2f}"]
+    assert ref["passed"] == (ref["fraction_verdict"] >= 0.8) and ref["per_round"][-1]["confirmed"] is not None
     # The files hold the refined posterior: its saved form gives back the written samples, and the
     # predictive table is the simulation of the first --check of them.
     refined = inference.load_posterior(out / "stg_tonic_refined_posterior.pt")

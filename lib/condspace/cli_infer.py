@@ -303,36 +303,48 @@ def _refine_one(ident: str, spikes: np.ndarray, x_obs: np.ndarray, duration: flo
     except (RuntimeError, ValueError) as err:
         print(f"{ident}: refinement failed, the amortised posterior is kept: {err}", file=sys.stderr)
         return before, theta, {"refined": False, "simulations": 0, "fraction_before": before.fraction,
-                               "fraction_after": before.fraction, "error": str(err)}
+                               "fraction_after": before.fraction, "fraction_verdict": before.fraction,
+                               "error": str(err)}
+    # The verdict of a refined posterior is its confirmation on fresh samples: the last round's
+    # check was picked for crossing the threshold (condspace.inference.refine).
     entry = {"refined": result.refined, "simulations": result.n_simulations, "rounds": len(result.rounds),
              "fraction_before": result.fraction_before, "fraction_after": result.fraction_after,
-             "passed": bool(result.fraction_after >= args.refine_threshold), "threshold": args.refine_threshold,
+             "fraction_verdict": result.fraction_verdict,
+             "passed": bool(result.fraction_verdict >= args.refine_threshold), "threshold": args.refine_threshold,
              "wall_s": result.wall_s}
     if not result.refined:
         return before, theta, entry
     entry["per_round"] = [{"simulations": r.n_simulations, "valid": r.n_valid, "fraction": r.fraction,
-                           "prior_volume_fraction": r.volume_fraction} for r in result.rounds]
+                           "confirmed": r.confirmed, "prior_volume_fraction": r.volume_fraction}
+                          for r in result.rounds]
     path = out / f"{_file_stem(ident)}_refined_posterior.pt"
     inference.save_posterior(path, result.posterior)
     args._kept = [*getattr(args, "_kept", []), path]
     print(f"{ident}: refined with {result.n_simulations:,} simulations in {len(result.rounds)} round(s): predictive "
-          f"check {result.fraction_before:.2f} -> {result.fraction_after:.2f} ({result.wall_s:.0f} s)", file=sys.stderr)
+          f"check {result.fraction_before:.2f} -> {result.fraction_after:.2f}, on fresh samples "
+          f"{result.fraction_verdict:.2f} ({result.wall_s:.0f} s)", file=sys.stderr)
     # The refinement's last check simulated the first --check of these very samples (same seed).
     return result.checks[-1], result.posterior.sample(args.samples, x_obs, seed=args.seed), entry
 
 
 def _summary_table(summary: dict[str, Any]) -> str:
-    """Per recording: class, amortised fraction, whether refined and by how many simulations, final fraction."""
-    rows = [("recording", "class", "amortised", "refined", "simulations", "final")]
+    """Per recording: class, amortised fraction, whether refined and by how many simulations, final fractions.
+
+    ``final`` is the check of the written samples; ``fresh`` the verdict on fresh samples of a
+    refined posterior (the final check otherwise).
+    """
+    rows = [("recording", "class", "amortised", "refined", "simulations", "final", "fresh")]
     for ident, entry in summary.items():
         if "error" in entry:
-            rows.append((ident, entry.get("observed", {}).get("label", "-"), "-", "-", "-", "not inferred"))
+            rows.append((ident, entry.get("observed", {}).get("label", "-"), "-", "-", "-", "not inferred", "-"))
             continue
         ref = entry.get("refinement")
         before = ref["fraction_before"] if ref else entry["predictive_check_fraction"]
+        final = entry["predictive_check_fraction"]
         rows.append((ident, entry["observed"]["label"], f"{before:.2f}",
                      ("yes" if ref["refined"] else "failed" if "error" in ref else "no") if ref else "-",
-                     f"{ref['simulations']:,}" if ref else "-", f"{entry['predictive_check_fraction']:.2f}"))
+                     f"{ref['simulations']:,}" if ref else "-", f"{final:.2f}",
+                     f"{ref['fraction_verdict'] if ref else final:.2f}"))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
