@@ -14,9 +14,17 @@ Prints CPU and wall seconds (time.process_time / time.perf_counter) for:
 
 By default everything is computed fresh in a temporary cache folder, so the numbers are real
 costs. ``--reuse-cache`` instead loads the training set and posterior from the shared cache
-(``.cache/condspace``) when present and reports the times stored when they were made.
+(``.cache/condspace``) when present (and leaves them there when it makes them) and reports the
+times stored when they were made.
+
+``--score N`` then scores the posterior as ``make check`` scores the STG one
+(``condspace.posterior_scores``): the predictive-check fraction of each of the cell's demonstration
+recordings (``--n-check`` samples simulated) and the joint-HPD coverage at 50 % and 90 % on N
+held-out simulations (seed 10,000), printed as a second table with the requirements of issue 14
+(≥ 0.8; within ±0.1 of nominal).
 
 Usage: .venv/bin/python benchmarks/inference.py [--cell stg] [--budget N] [--reuse-cache]
+           [--score 500 [--n-check 200]]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import torch
 
 from condspace import cells, inference
 from condspace._parallel import worker_count
+from condspace.posterior_scores import score_posterior
 from condspace.simulate import PARALLEL_MIN_WORK
 
 
@@ -57,6 +66,9 @@ def main() -> None:
     ap.add_argument("--max-epochs", type=int, default=None, help="cap on epochs (default: standard settings)")
     ap.add_argument("--backend", default="numpy", help="simulation backend")
     ap.add_argument("--reuse-cache", action="store_true", help="load training set and posterior from the cache")
+    ap.add_argument("--score", type=int, default=0, metavar="N",
+                    help="also score the posterior: predictive checks and coverage on N held-out simulations")
+    ap.add_argument("--n-check", type=int, default=200, help="posterior samples simulated per recording (--score)")
     args = ap.parse_args()
     cell = cells.get(args.cell)
     budget = args.budget or cell.inference_budget
@@ -103,6 +115,29 @@ def main() -> None:
         cpu_s = f"{cpu:7.1f}" if isinstance(cpu, float) else f"{cpu:>7s}"  # "cached", or "workers" (not ours)
         print(f"| {name:{width}s} | {cpu_s} | {wall:6.1f} |")
     print(f"excluded from training: {ts.excluded_fraction:.1%}; torch {torch.__version__}")
+    if args.score:
+        print_scores(cell, post, prior, args.score, args.n_check, args.backend, cache)
+
+
+def print_scores(cell, post, prior, n_test: int, n_check: int, backend: str, cache) -> None:
+    """The predictive checks of the cell's demonstration recordings and the coverage, as a table."""
+    trains, truth = inference.demonstration_recordings(cell, "data/recordings")
+    duration = float(truth["duration_ms"].iloc[0])
+    t0 = time.perf_counter()
+    test = inference.held_out(cell, prior, n_test, seed=10_000, training_seed=0, backend=backend, cache_dir=cache,
+                              progress=False)
+    scores = score_posterior(post, trains, duration, test, n_check=n_check, seed=0, backend=backend)
+    print(f"\n# scores ({time.perf_counter() - t0:.0f} s): {n_check} posterior samples simulated per recording; "
+          f"coverage on {scores.n_test} valid of {n_test} held-out simulations")
+    rows = scores.verdicts()
+    width = max(len(r["check"]) for r in rows)
+    print(f"| {'check':{width}s} | value | requirement | passed |")
+    print(f"|{'-' * (width + 2)}|-------|-------------|--------|")
+    for r in rows:
+        verdict = "yes" if r["passed"] else "no"
+        print(f"| {r['check']:{width}s} | {r['value']:5.3f} | {r['requirement']:11s} | {verdict:6s} |")
+    for name, note in scores.notes.items():
+        print(f"note, {name}: {note}")
 
 
 if __name__ == "__main__":
