@@ -548,58 +548,11 @@ import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
-from condspace import recordings
-from condspace.posterior_scores import PREDICTIVE_MIN
+from condspace import plotting, recordings
+from condspace.posterior_scores import PREDICTIVE_MIN, robustness_sentence
 
 ROBUSTNESS_CSV = Path("data/robustness") / f"{CELL_TYPE}_robustness.csv"  # written by benchmarks/robustness.py
 ROBUSTNESS_COMMAND = "python benchmarks/robustness.py"  # the run at the standard budget (hours on two cores)
-PANELS = {  # perturbation → (kinds drawn, column on the x axis, axis label); each starts from the clean reference
-    "integrator": (("baseline", "integrator"), None, "integrator"),
-    "noise": (("integrator", "noise"), "noise_std", "noise std after filtering (µA/cm²)"),
-    "jitter": (("integrator", "jitter"), "jitter_ms", "jitter half-width (ms)"),
-    "missed spikes": (("integrator", "missed"), "missed_fraction", "fraction of spikes deleted"),
-    "duration": (("duration",), "strength", "recording length (s)"),
-}
-
-
-def panel_rows(table, kinds, column):
-    """The rows of one panel with their x value (``x``): the clean reference sits at 0."""
-    rows = table[table["kind"].isin(kinds)].copy()
-    rows["x"] = (rows["integrator"] == "reference").astype(float) if column is None else rows[column]
-    return rows
-
-
-def robustness_sentence(table, about):
-    """What the table shows, in words, computed from it."""
-    mean = table.groupby(["kind", "strength"])["predictive"].mean()
-    base, ref = mean.get(("baseline", 0.0), np.nan), mean.get(("integrator", 0.0), np.nan)
-    noise = table[table["kind"] == "noise"]
-    by_std = noise.groupby("noise_std")["predictive"].mean()
-    perturbed = table[~table["kind"].isin(["baseline"])].groupby(["kind", "strength"])["predictive"].mean()
-    worst_kind, worst_strength = perturbed.idxmin()
-    worst = {"integrator": "the reference integrator", "noise": f"noise of σ = {worst_strength:g} µA/cm² before filtering",
-             "jitter": f"a jitter of ±{worst_strength:g} ms", "missed": f"{worst_strength:.0%} of the spikes missed",
-             "duration": f"a recording of {worst_strength:g} s"}.get(worst_kind, f"{worst_kind} {worst_strength:g}")
-    parts = [f"Averaged over the sets, the amortised posterior's predictive check is {base:.2f} on recordings of the "
-             f"training simulator and {ref:.2f} on the reference integrator's"]
-    if len(by_std):
-        tonic = noise[noise["class"] == "spiking"].groupby("noise_std")["predictive"].mean()
-        parts.append(f"; under the strongest noise (std {by_std.index.max():.2g} µA/cm² after filtering) it is "
-                     f"{by_std.iloc[-1]:.2f}, and {tonic.iloc[-1]:.2f} for the tonic sets alone")
-    parts.append(f". The hardest perturbation is {worst} ({perturbed.min():.2f}). ")
-    scored = table[table["hpd_rank"].notna()]
-    inside = (scored["hpd_rank"] < 0.9).groupby(scored["kind"] == "baseline").mean()
-    parts.append(f"The true conductances lie in the 90 % HPD region for {inside.get(True, np.nan):.0%} of the "
-                 f"training simulator's recordings and {inside.get(False, np.nan):.0%} of the perturbed ones")
-    refined = table["predictive_refined"].notna()
-    if refined.any():
-        parts.append(f"; after refinement the worst recording reaches {table.loc[refined, 'predictive_refined'].min():.2f} "
-                     f"({int(table.loc[refined, 'refined'].eq(True).sum())} refined)")
-    else:
-        parts.append(f"; no refined fractions in this file (refinement: {about.get('refinement', 'not recorded')})")
-    return "".join(parts) + "."
-
-
 robust, robust_about = recordings.read_annotated_csv(ROBUSTNESS_CSV)
 if robust is None:
     glue("robust_source", Markdown(
@@ -618,42 +571,7 @@ else:
                                                  f"`{ROBUSTNESS_COMMAND}`." if fast else ".")), display=False)
     glue("robust_n_sets", str(robust["set"].nunique()), display=False)
     glue("robust_sentence", robustness_sentence(robust, robust_about), display=False)
-    fig, axes = plt.subplots(2, len(PANELS), figsize=(12.0, 5.2), sharey="row")
-    for col, (title, (kinds, column, xlabel)) in enumerate(PANELS.items()):
-        rows = panel_rows(robust, kinds, column)
-        top, bottom = axes[0, col], axes[1, col]
-        for label, color in (("spiking", "C0"), ("bursting", "C1")):
-            mean = rows[rows["class"] == label].groupby("x")["predictive"].mean()
-            top.plot(mean.index, mean.to_numpy(), "o-", color=color, label=f"{label}, amortised (mean)")
-            # Refined recordings one by one: an arrow from the amortised to the refined fraction (the file
-            # may refine only some recordings, so a mean over them would not compare with the line).
-            refined = rows[(rows["class"] == label) & rows["refined"].eq(True)]
-            for _, r in refined.iterrows():
-                top.annotate("", xy=(r["x"], r["predictive_refined"]), xytext=(r["x"], r["predictive"]),
-                             arrowprops={"arrowstyle": "->", "color": color, "lw": 1.0})
-            if len(refined):
-                top.plot([], [], marker=r"$\uparrow$", ls="none", color=color, label=f"{label}, one recording refined")
-        top.axhline(PREDICTIVE_MIN, color="0.6", lw=0.8, ls=":")
-        bottom.scatter(rows["x"], rows["hpd_rank"], s=10, alpha=0.5, color=["C0" if c == "spiking" else "C1"
-                                                                          for c in rows["class"]])
-        for level, style in ((0.5, "v-"), (0.9, "^-")):
-            scored = rows[rows["hpd_rank"].notna()]
-            covered = (scored["hpd_rank"] < level).groupby(scored["x"]).mean()
-            bottom.plot(covered.index, covered.to_numpy(), style, color="black", ms=4, lw=0.8,
-                        label=f"share in the {level:.0%} HPD region")
-            bottom.axhline(level, color="0.8", lw=0.6)
-        top.set(title=title, ylim=(-0.03, 1.03))
-        top.tick_params(labelbottom=False)  # the x axis is labelled once, under the bottom row
-        bottom.set(xlabel=xlabel, ylim=(-0.03, 1.03))
-        if column is None:
-            for ax in (top, bottom):
-                ax.set_xticks([0, 1], ["training\nsimulator", "reference"])
-                ax.set_xlim(-0.4, 1.4)
-            bottom.set_xlabel("")
-    axes[0, 0].set_ylabel("predictive check")
-    axes[1, 0].set_ylabel("HPD rank of the truth")
-    axes[0, 0].legend(fontsize="x-small")
-    legend = axes[1, 0].legend(fontsize="x-small", loc="lower left", framealpha=0.9)
+    fig = plotting.plot_robustness(robust, threshold=PREDICTIVE_MIN)
 
 # %% [markdown]
 # {glue:text}`robust_sentence` Top: the predictive-check fraction of each perturbation against

@@ -311,7 +311,8 @@ def test_chapter_section_draws_each_refined_recording_as_an_arrow(tmp_path, monk
     plt.close("all")
     glued = _run_section(tmp_path, monkeypatch)
     # the worst fraction after refinement over the considered rows (both 0.85), one of them refined
-    assert "after refinement the worst recording reaches 0.85 (1 refined)" in glued["robust_sentence"]
+    assert ("after refinement the worst recording reaches 0.85 (1 refined, all of the 2 considered at or above 0.8)"
+            in glued["robust_sentence"])
     arrows = [a for ax in plt.gcf().axes for a in ax.get_children() if isinstance(a, Annotation)]
     assert len(arrows) == 1
     assert arrows[0].xy[1] == pytest.approx(0.85) and arrows[0].xyann[1] == pytest.approx(0.8 - 0.1 * 5.0)

@@ -112,3 +112,45 @@ def score_posterior(posterior: Any, trains: Mapping[str, Any], duration: float, 
 
 
 __all__ = ["COVERAGE_LEVELS", "COVERAGE_TOLERANCE", "PREDICTIVE_MIN", "PosteriorScores", "score_posterior"]
+
+
+def _hardest(kind: str, strength: float) -> str:
+    """A perturbation of the robustness table in words."""
+    return {"integrator": "the reference integrator", "noise": f"noise of σ = {strength:g} µA/cm² before filtering",
+            "jitter": f"a jitter of ±{strength:g} ms", "missed": f"{strength:.0%} of the spikes missed",
+            "duration": f"a recording of {strength:g} s"}.get(kind, f"{kind} {strength:g}")
+
+
+def robustness_sentence(table: Any, about: Mapping[str, str]) -> str:
+    """What ``benchmarks/robustness.py``'s table shows, in words computed from it (chapter 2).
+
+    Args:
+        table: The benchmark's table (pandas DataFrame, one row per misspecified recording).
+        about: Its ``#`` header lines (``refinement`` says why no refined fractions are present).
+    """
+    mean = table.groupby(["kind", "strength"])["predictive"].mean()
+    base, ref = mean.get(("baseline", 0.0), np.nan), mean.get(("integrator", 0.0), np.nan)
+    noise = table[table["kind"] == "noise"]
+    by_std = noise.groupby("noise_std")["predictive"].mean()
+    perturbed = table[~table["kind"].isin(["baseline"])].groupby(["kind", "strength"])["predictive"].mean()
+    parts = [f"Averaged over the sets, the amortised posterior's predictive check is {base:.2f} on recordings of the "
+             f"training simulator and {ref:.2f} on the reference integrator's"]
+    if len(by_std):
+        tonic = noise[noise["class"] == "spiking"].groupby("noise_std")["predictive"].mean()
+        parts.append(f"; under the strongest noise (std {by_std.index.max():.2g} µA/cm² after filtering) it is "
+                     f"{by_std.iloc[-1]:.2f}, and {tonic.iloc[-1]:.2f} for the tonic sets alone")
+    parts.append(f". The hardest perturbation is {_hardest(*perturbed.idxmin())} ({perturbed.min():.2f}). ")
+    scored = table[table["hpd_rank"].notna()]
+    inside = (scored["hpd_rank"] < 0.9).groupby(scored["kind"] == "baseline").mean()
+    parts.append(f"The true conductances lie in the 90 % HPD region for {inside.get(True, np.nan):.0%} of the "
+                 f"training simulator's recordings and {inside.get(False, np.nan):.0%} of the perturbed ones")
+    considered = table["predictive_refined"].notna()
+    if considered.any():
+        refined = int(table.loc[considered, "refined"].eq(True).sum())
+        low = table.loc[considered, "predictive_refined"].min()
+        parts.append(f"; after refinement the worst recording reaches {low:.2f} ({refined} refined, "
+                     f"{'all' if low >= PREDICTIVE_MIN else 'not all'} of the {int(considered.sum())} considered "
+                     f"at or above {PREDICTIVE_MIN})")
+    else:
+        parts.append(f"; no refined fractions in this file (refinement: {about.get('refinement', 'not recorded')})")
+    return "".join(parts) + "."

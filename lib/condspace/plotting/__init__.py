@@ -11,8 +11,9 @@ One module per concern, every public name re-exported here: :mod:`~condspace.plo
 (style file, colours, units), :mod:`~condspace.plotting.cell` (channel table, gating),
 :mod:`~condspace.plotting.activity` (traces, classes, features),
 :mod:`~condspace.plotting.conductances` (conductance sets, degenerate pairs),
-:mod:`~condspace.plotting.dynamic_conductances` (DIC curves, plane, maps) and
-:mod:`~condspace.plotting.modulation` (reachability, trajectories, costs).
+:mod:`~condspace.plotting.dynamic_conductances` (DIC curves, plane, maps),
+:mod:`~condspace.plotting.modulation` (reachability, trajectories, costs) and
+:mod:`~condspace.plotting.robustness` (the posterior on misspecified recordings).
 
 The colours never change between chapters:
 
@@ -36,6 +37,7 @@ from condspace.plotting.modulation import (
     plot_reachability_maps,
     plot_trajectories,
 )
+from condspace.plotting.robustness import ROBUSTNESS_PANELS, plot_robustness, robustness_panel_rows
 from condspace.plotting.style import (
     CLASS_COLORS,
     CLASS_ORDER,
@@ -56,9 +58,10 @@ from condspace.plotting.style import (
 
 __all__ = [
     "CLASS_COLORS", "CLASS_ORDER", "CONDUCTANCE_UNIT", "DIC_AXIS_LABELS", "DIC_COLORS", "DIC_SYMBOLS", "DIC_UNIT",
-    "FOLD_LABEL", "HIGHLIGHT_COLOR", "REACHABILITY_CMAP", "STYLE_PATH", "T_LABEL", "UNITS", "V_LABEL",
+    "FOLD_LABEL", "HIGHLIGHT_COLOR", "REACHABILITY_CMAP", "ROBUSTNESS_PANELS", "STYLE_PATH", "T_LABEL", "UNITS",
+    "V_LABEL",
     "channel_table", "class_color", "plot_class_fractions", "plot_conductance_pairs", "plot_costs",
     "plot_degenerate_pairs", "plot_dic_curves", "plot_dic_curves_grid", "plot_dic_map", "plot_dic_plane",
     "plot_feature_distributions", "plot_gating", "plot_modulation_scatter", "plot_reachability_maps",
-    "plot_traces", "plot_trajectories", "unit_label", "use_style",
+    "plot_robustness", "plot_traces", "plot_trajectories", "robustness_panel_rows", "unit_label", "use_style",
 ]
