@@ -30,6 +30,12 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/robustness.py --fast           # chapter 2's FAST posterior (1500 simulations), minutes
     .venv/bin/python benchmarks/robustness.py --refine         # also refine the failing recordings
     .venv/bin/python benchmarks/robustness.py --refine --refine-ids tonic_1_noise_5 ...   # refine only these
+    .venv/bin/python benchmarks/robustness.py --refine --refine-ids tonic_4_missed_0.02 --update
+        # rescore only these recordings and replace their rows in the existing --out file
+
+``--update`` gives the rows a full run would give: every recording is scored with the same seed
+whatever else is scored, and the posterior is the cached one; the header keeps the file's command
+and adds an ``update`` line naming the rows and the command that rescored them.
 """
 
 from __future__ import annotations
@@ -128,6 +134,9 @@ def run(args: argparse.Namespace, refine=None, log=print) -> pd.DataFrame:
     if args.only:
         keep = truth["kind"].isin(args.only)
         trains, truth = {k: trains[k] for k in truth.index[keep]}, truth[keep]
+    if getattr(args, "update", False):
+        keep = truth.index.isin(args.refine_ids)
+        trains, truth = {k: trains[k] for k in truth.index[keep]}, truth[keep]
     settings = inference.standard_settings(max_epochs=args.max_epochs)
     t0 = time.perf_counter()
     post, ts = inference.trained_posterior(cell, args.budget, settings=settings, seed=args.seed,
@@ -205,6 +214,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--refine-ids", nargs="+", default=None, metavar="ID",
                     help="with --refine: refine only these recordings (refinement costs minutes per recording; "
                          "the others keep their amortised scores and empty refined columns)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --refine-ids: score only those recordings and replace their rows in the existing "
+                         "--out file (same budget), keeping every other row")
     ap.add_argument("--only", nargs="+", default=None, metavar="KIND",
                     help="score only these perturbation kinds (baseline integrator noise jitter missed duration)")
     ap.add_argument("--seed", type=int, default=0)
@@ -228,7 +240,32 @@ def parse(argv: list[str]) -> argparse.Namespace:
         unknown = [i for i in args.refine_ids if i not in known]
         if unknown:
             ap.error(f"--refine-ids: not in {args.recordings / TRUTH_FILE}: {', '.join(unknown)}")
+    if args.update and (args.refine_ids is None or not args.out.is_file()):
+        ap.error(f"--update needs --refine --refine-ids and an existing --out file ({args.out})")
     return args
+
+
+def updated(args: argparse.Namespace, argv: list[str], rows: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """(header, table) of ``args.out`` with the rows of ``rows`` replaced (``--update``).
+
+    Raises:
+        ValueError: The file was made with another budget, epochs, check size or seed.
+    """
+    old, about = recordings.read_annotated_csv(args.out)
+    fresh = header(args, argv, "").splitlines()
+    if about.get("budget") != fresh[2].removeprefix("# budget: "):
+        raise ValueError(f"--update: {args.out} was made with '{about.get('budget')}', this run is "
+                         f"'{fresh[2].removeprefix('# budget: ')}'; rerun the whole file instead")
+    table = pd.concat([old[~old["ID"].isin(rows["ID"])], rows]).set_index("ID").loc[old["ID"]].reset_index()
+    considered = table.loc[table["predictive_refined"].notna(), "ID"].tolist()
+    status = ("recordings whose amortised posterior fails the predictive check were refined among "
+              f"{', '.join(considered)} (the others were not considered)")
+    note = (f"rows {', '.join(rows['ID'])} rescored on {fresh[0].removeprefix('# date: ')} by "
+            f"python benchmarks/robustness.py {shlex.join(argv)}")
+    previous = about.get("update")
+    lines = [fresh[0], f"# command: {about.get('command', '?')}", fresh[2], f"# refinement: {status}",
+             f"# update: {previous + '; ' if previous else ''}{note}", fresh[4]]
+    return "".join(f"{line}\n" for line in lines), table[list(COLUMNS)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -246,9 +283,12 @@ def main(argv: list[str] | None = None) -> int:
         status = "not run (pass --refine)"
     print(f"refinement: {status}")
     table = run(args, refine=refine if args.refine else None)
+    head = header(args, argv, status)
+    if args.update:
+        head, table = updated(args, argv, table)
     text = io.StringIO()
     table.to_csv(text, index=False, float_format="%.4f", lineterminator="\n")
-    inference.atomic_write(args.out, lambda f: f.write(header(args, argv, status) + text.getvalue()), mode="w")
+    inference.atomic_write(args.out, lambda f: f.write(head + text.getvalue()), mode="w")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(summary(table).round(2).to_string())
     print(f"wrote {args.out} ({time.perf_counter() - t0:.0f} s)")

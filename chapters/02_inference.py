@@ -568,7 +568,8 @@ else:
         f"The file was written on {robust_about.get('date', '?')} by `{robust_about.get('command', '?')}` "
         f"({robust_about.get('budget', '?')})" + (": a FAST posterior, which shows that the pipeline runs and promises "
                                                  f"nothing about the standard one; the standard run is "
-                                                 f"`{ROBUSTNESS_COMMAND}`." if fast else ".")), display=False)
+                                                 f"`{ROBUSTNESS_COMMAND}`." if fast else ".")
+        + (f" Updated since: {robust_about['update']}." if "update" in robust_about else "")), display=False)
     glue("robust_n_sets", str(robust["set"].nunique()), display=False)
     glue("robust_sentence", robustness_sentence(robust, robust_about), display=False)
     fig = plotting.plot_robustness(robust, threshold=PREDICTIVE_MIN)

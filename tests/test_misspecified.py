@@ -291,6 +291,36 @@ def test_refine_ids_are_checked(bench, capsys):
     assert bench.parse(["--refine", "--refine-ids", "tonic_1_noise_5"]).refine_ids == ["tonic_1_noise_5"]
 
 
+def test_update_replaces_only_the_rescored_rows(bench, tmp_path):
+    out = tmp_path / "r.csv"
+    table = _table().reindex(columns=list(bench.COLUMNS))
+    first = ["--refine", "--refine-ids", "tonic_1_noise_5", "--out", str(out)]
+    args = bench.parse(first)
+    out.write_text(bench.header(args, first, "first") + table.to_csv(index=False), encoding="utf-8")
+    again = ["--refine", "--refine-ids", "tonic_1_jitter_0.5", "--update", "--out", str(out)]
+    args = bench.parse(again)
+    row = table[table["ID"] == "tonic_1_jitter_0.5"].assign(predictive_refined=0.85, refined=True,
+                                                               refine_simulations=2000)
+    head, merged = bench.updated(args, again, row)
+    # Same rows in the same order; only the rescored one changed.
+    assert list(merged["ID"]) == list(table["ID"])
+    changed = merged["ID"] == "tonic_1_jitter_0.5"
+    assert merged.loc[changed, "predictive_refined"].item() == 0.85
+    written = pd.read_csv(out, comment="#")  # the other rows as the file holds them
+    pd.testing.assert_frame_equal(merged[~changed].reset_index(drop=True), written[~changed].reset_index(drop=True),
+                                  check_dtype=False)
+    about = dict(line[2:].split(": ", 1) for line in head.splitlines())
+    assert about["command"] == f"python benchmarks/robustness.py {' '.join(first)}"
+    assert about["update"].startswith("rows tonic_1_jitter_0.5 rescored on ") and "--update" in about["update"]
+    assert about["refinement"].endswith("among tonic_1_jitter_0.5 (the others were not considered)")
+    # A file of another budget cannot be patched: its rows would not be this run's.
+    other = bench.parse([*again, "--budget", "123"])
+    with pytest.raises(ValueError, match="rerun the whole file"):
+        bench.updated(other, again, row)
+    with pytest.raises(SystemExit):
+        bench.parse(["--update", "--out", str(out)])
+
+
 @pytest.mark.filterwarnings("error")  # a warning printed in the chapter fails its browser check
 def test_chapter_section_draws_each_refined_recording_as_an_arrow(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt  # noqa: PLC0415
