@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -246,6 +247,33 @@ def test_rounds_stop_only_on_a_confirmed_pass():
                                    confirm=lambda post, r: pytest.fail("confirmed a failing check"))
     assert [r.confirmed for r in low.rounds] == [None, None]
     assert len(inference.sequential_npe(amortised, np.zeros(2), toy_simulate, **kw).rounds) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Maximum number of epochs:UserWarning")
+def test_rounds_do_not_print_sbis_zscoring_warning_they_do_not_use():
+    # A round's simulations with one far outlier: sbi warns that z-scoring them would lose precision
+    # when a flow is trained from scratch on them, but a round fine-tunes the amortised flow, whose
+    # z-scoring it keeps, so the warning (which reached the rendered book) must not be printed.
+    theta = TOY_PRIOR.sample(200, seed=0)
+    amortised = inference.train(theta, toy_simulate(theta, 1).x, TOY_PRIOR, settings=TOY_SETTINGS, seed=0,
+                                feature_names=("x1", "x2"), cell="toy", progress=False)
+
+    def with_outlier(th: np.ndarray, seed: int) -> inference.SimulatedFeatures:
+        sim = toy_simulate(th, seed)
+        sim.x[0] = 1e4
+        return sim
+
+    outlier = with_outlier(theta[:60], 2)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        inference.train(theta[:60], outlier.x, TOY_PRIOR, settings=TOY_SETTINGS, seed=0, feature_names=("x1", "x2"),
+                        cell="toy", progress=False, workers=1)
+    assert any("extreme outliers" in str(w.message) for w in seen), "control: sbi no longer warns; drop the filter"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        inference.sequential_npe(amortised, np.zeros(2), with_outlier, rounds=1, per_round=60, seed=0, max_epochs=1,
+                                 progress=False, workers=1)
+    assert not [str(w.message) for w in seen if "extreme outliers" in str(w.message)]
 
 
 def test_sequential_npe_refuses_bad_arguments():

@@ -55,6 +55,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -380,9 +381,15 @@ def _retrain(current: Posterior, amortised: Posterior, settings: Any, theta: np.
     """Fine-tune ``current`` on all (θ, x) so far; retrain the class restriction on all (θ, class)."""
     info = {k: v for k, v in amortised.info.items() if k not in ("key", "cached")}
     info.update({"amortised_key": amortised.info.get("key"), "cached": False, "refinement": refinement})
-    refined = train(theta, x, amortised.prior, settings=settings, seed=seed,
-                    feature_names=amortised.feature_names, cell=amortised.cell, info=info, progress=False,
-                    workers=workers, initial=current.estimator)
+    # sbi warns when x has outliers "beyond 10x IQR" for z-scoring; a round's data sit in a narrow
+    # region of feature space, so the warning fires, but a fine-tuned flow keeps the amortised flow's
+    # z-scoring (train(initial=...)) and never z-scores with these data. Ignored here, in the parent,
+    # so that the forked training workers inherit the filter (it landed in the book otherwise).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Data has extreme outliers", category=UserWarning)
+        refined = train(theta, x, amortised.prior, settings=settings, seed=seed,
+                        feature_names=amortised.feature_names, cell=amortised.cell, info=info, progress=False,
+                        workers=workers, initial=current.estimator)
     refined.restriction = current.restriction
     if current.restriction is not None:
         old = current.restriction
