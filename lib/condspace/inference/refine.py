@@ -74,7 +74,7 @@ from condspace.inference.training import train
 #: Predictive-check fraction below which a recording is refined (issue 14's target).
 REFINE_THRESHOLD = 0.8
 #: Rounds of truncated simulations, and simulations per round, by default.
-DEFAULT_ROUNDS = 5  # the standard STG posterior's shipped tonic recording is not confirmed before round 4
+DEFAULT_ROUNDS = 5  # a round costs a fraction of the amortised training; five leave room for a slow recording
 DEFAULT_PER_ROUND = 1000
 #: Posterior samples simulated by the predictive check after each round (it decides when to stop).
 REFINE_CHECK = 200
