@@ -540,6 +540,7 @@ else:
 # book build can afford, so the book reads the file it wrote. {glue:md}`robust_source`
 
 # %%
+import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -569,7 +570,8 @@ else:
         f"({robust_about.get('budget', '?')})" + (": a FAST posterior, which shows that the pipeline runs and promises "
                                                  f"nothing about the standard one; the standard run is "
                                                  f"`{ROBUSTNESS_COMMAND}`." if fast else ".")
-        + (f" Updated since: {robust_about['update']}." if "update" in robust_about else "")), display=False)
+        + (" Updated since: " + re.sub(r"by (python [^;]+)", r"by `\1`", robust_about["update"]) + "."
+           if "update" in robust_about else "")), display=False)
     glue("robust_n_sets", str(robust["set"].nunique()), display=False)
     glue("robust_sentence", robustness_sentence(robust, robust_about), display=False)
     fig = plotting.plot_robustness(robust, threshold=PREDICTIVE_MIN)

@@ -337,9 +337,12 @@ def test_chapter_section_draws_each_refined_recording_as_an_arrow(tmp_path, monk
     out.parent.mkdir(parents=True)
     out.write_text("# date: 2026-12-01 19:00 UTC\n# command: python benchmarks/robustness.py --refine\n"
                    "# budget: 30000 training simulations (standard)\n# refinement: refined among two\n"
+                   "# update: rows tonic_1_noise_5 rescored on D by python benchmarks/robustness.py --update\n"
                    + table.to_csv(index=False), encoding="utf-8")
     plt.close("all")
     glued = _run_section(tmp_path, monkeypatch)
+    # the update's command is code in the page (outside backticks Markdown turns -- into a dash)
+    assert "rescored on D by `python benchmarks/robustness.py --update`." in glued["robust_source"].data
     # the worst fraction after refinement over the considered rows (both 0.85), one of them refined
     assert ("after refinement the worst recording reaches 0.85 (1 refined, all of the 2 considered at or above 0.8)"
             in glued["robust_sentence"])
