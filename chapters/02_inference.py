@@ -543,9 +543,6 @@ else:
 import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 from IPython.display import Markdown
 from myst_nb import glue
 
