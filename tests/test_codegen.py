@@ -35,6 +35,7 @@ import pytest
 from condspace import _cuda as cuda_mod
 from condspace import cells, simulate
 from condspace._codegen import KERNEL_NAME, KERNEL_PARAMS, SYMXP, Sym, generate, literal, trace
+from condspace._codegen.step import rate_columns, trace_step
 from condspace._engine import Engine
 from condspace.backend import Backend
 from condspace.channels import EXP_CAP, linear_over_expm1, safe_exp, sigmoid
@@ -488,6 +489,58 @@ def test_final_state_of_one_launch_matches_engine_steps(tmp_path, name):
     assert robust.mean() >= 0.6, f"only {robust.sum()} of {n} neurons are rounding-robust at 100 ms"
     assert int(args["ok"].sum()) == n and int(args["spk_count"][0]) >= 10  # spikes happened
     np.testing.assert_allclose(got[:, robust], ref[:, robust], rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["stg", "da", "tc"])
+def test_kernel_step_is_traced_from_engine_step_bit_for_bit(name):
+    """The statements both kernels are built from (trace_step), run with NumPy on the rates of the
+    NumPy engine, give Engine.step's new state to the last bit, from states along a real run: the
+    model's update is written once (Engine.step), the kernels only copy it."""
+    cell = cells.get(name)
+    g = _population(name)[:6]
+    eng = Engine(cell, 0.05, np, np.float64, "exact")
+    st = eng.initial(len(g))
+    gbar, gl = g[:, :-1].T.copy(), g[:, -1].copy()
+    drive = gl * eng.E_leak + 0.3  # a nonzero applied current too
+
+    def rates(step):
+        out = rate_columns(step)
+        for r in range(step.cols.width):
+            out[r, 0] = Sym(f"col[{r}]")
+        return out
+
+    lines = trace_step(cell, 0.05, "python", rates)
+    code = compile("\n".join(lines), f"<traced step of {name}>", "exec")
+    checked = 0
+    for k in range(3000):
+        if k % 500 == 0:  # trace one step from here, then take the same step with the engine
+            ns = {"col": eng.rates(st["V"]), "exp": np.exp, "cs_clip": np.clip, "cs_min": np.minimum,
+                  "cs_max": np.maximum, "fabs": np.abs, "v": st["V"].copy(), "ca": st["ca"].copy(),
+                  "gl": gl, "drive": drive}
+            ns.update({f"x{i}": st["X"][i].copy() for i in range(eng.n_x)})
+            ns.update({f"p{i}": st["P"][i].copy() for i in range(eng.scheme_offsets[-1])})
+            ns.update({f"gb{c}": gbar[c] for c in range(eng.n_channels)})
+            exec(code, {"__builtins__": {}}, ns)  # noqa: S102  (our own generated statements)
+        eng.step(st, gbar, gl, drive)
+        if k % 500 == 0:
+            assert np.array_equal(ns["v"], st["V"]) and np.array_equal(ns["ca"], st["ca"])
+            for i in range(eng.n_x):
+                assert np.array_equal(ns[f"x{i}"], st["X"][i]), f"gate row {i} at step {k}"
+            for i in range(eng.scheme_offsets[-1]):
+                assert np.array_equal(ns[f"p{i}"], st["P"][i]), f"scheme row {i} at step {k}"
+            checked += 1
+    assert checked == 6 and np.ptp(st["V"]) > 1.0  # the neurons moved apart: real states were compared
+
+
+def test_generators_hold_no_model_arithmetic_of_their_own():
+    """The C and Numba generators take the step from the tracer: no update formula of their own."""
+    import condspace._codegen.c_source as c_mod
+    import condspace._codegen.numba_source as nb_mod
+    for mod in (c_mod, nb_mod):
+        text = pathlib.Path(mod.__file__).read_text()
+        assert "trace_step(" in text
+        for formula in ("- xinf) * dec) + xinf", "(v - vinf)", "ca_inf", "gt = ", "open_conductances"):
+            assert formula not in text, f"{mod.__name__} writes {formula!r} itself"
 
 
 @needs_cc

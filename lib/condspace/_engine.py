@@ -10,6 +10,12 @@ Update order per step (t → t + dt), all exponential Euler (Rush–Larsen):
 gates with V(t) (and [Ca](t)); kinetic schemes with their exact propagator expm(Q(V)·dt) →
 open fractions → [Ca] with the new currents at V(t) →
 V with the new conductances → spike detection on the new V.
+
+:meth:`Engine.step` is the only place this update is written. The compiled kernels (C/CUDA and
+Numba, :mod:`condspace._codegen`) are *traced* from it: :class:`condspace._codegen.step.TracedStep`
+runs the same method on object arrays of symbolic scalars, and the three hooks below
+(:meth:`Engine.let`, :meth:`Engine.assign`, :meth:`Engine.calcium_gate_inf`), identities for
+arrays, are where the tracer names intermediate values and writes the kernel's statements.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Engine:
         self.n_channels = C
         pool = cell.calcium
         self.ca_decay = float(np.exp(-dt / pool.tau)) if pool is not None else None
+        self.v_rate = -dt * self.inv_cap  # exponent factor of V's decay: exp(g_tot · v_rate)
         if method == "table":
             self._build_table()
 
@@ -200,31 +207,38 @@ class Engine:
             Xh *= vals[cols.hh_decay]
             Xh += xinf
         for k, s in enumerate(self.ca_gates):
-            xinf = s.gate.inf(xp, V, ca)
+            xinf = self.calcium_gate_inf(s, V, ca)
             row = X[nh + k]
             row -= xinf
             row *= vals[cols.ca_decay.start + k]
             row += xinf
         if self.inst:
             X[nh + nc:] = vals[cols.inst_inf]
+        self.assign(X, "x")
         for k, rows in enumerate(cols.scheme):
             occ = P[self.scheme_offsets[k]:self.scheme_offsets[k + 1]]
-            old = [1.0 - occ.sum(axis=0)] + [row.copy() for row in occ]
+            old = [self.let(1.0 - occ.sum(axis=0), f"o{k}")] + [row.copy() for row in occ]
             for i, row_ids in enumerate(rows):
                 new = vals[row_ids[0]] * old[0]
                 for j in range(1, len(row_ids)):
                     new += vals[row_ids[j]] * old[j]
                 occ[i] = new
-        geff = self.open_conductances(X, P, gbar)
+            self.assign(occ, "p", self.scheme_offsets[k])
+        geff = self.let(self.open_conductances(X, P, gbar), "g")
         if self.ca_decay is not None:
             pool = self.cell.calcium
-            i_ca = sum(geff[c] * (V - self.E_host[c]) for c in self.ca_channels)
-            ca_inf = pool.beta - pool.alpha * i_ca
+            terms = [geff[c] * (V - self.E_host[c]) for c in self.ca_channels]
+            i_ca = terms[0] if terms else 0.0
+            for term in terms[1:]:
+                i_ca += term
+            ca_inf = self.let(pool.beta - pool.alpha * i_ca, "ca_inf")
             ca -= ca_inf
             ca *= self.ca_decay
             ca += ca_inf
+            self.assign(ca, "ca")
         g_tot = geff.sum(axis=0)
         g_tot += g_leak
+        g_tot = self.let(g_tot, "gt")
         # Σ_c E_c·g_c as a running sum, not a BLAS matrix-vector product: BLAS threads compete
         # with other processes (20× slower on a loaded machine) and its summation order depends
         # on the chunk width, which made results depend on chunking.
@@ -232,13 +246,27 @@ class Engine:
         for c in range(1, self.n_channels):
             v_inf += self.E_host[c] * geff[c]
         v_inf /= g_tot
-        g_tot *= -self.dt * self.inv_cap
+        v_inf = self.let(v_inf, "vinf")
+        g_tot *= self.v_rate
         decay = xp.exp(g_tot, out=g_tot)
         V_new = V - v_inf
         V_new *= decay
         V_new += v_inf
-        st["V"] = V_new
-        return V_new
+        st["V"] = self.assign(V_new, "v")
+        return st["V"]
+
+    # ----- hooks of the tracer (identities here; see condspace._codegen.step) -----------------
+    def calcium_gate_inf(self, slot: Any, V: Any, ca: Any) -> Any:
+        """x∞(V, [Ca]) of a calcium-dependent gate at the current V and [Ca] (not tabulated)."""
+        return slot.gate.inf(self.xp, V, ca)
+
+    def let(self, value: Any, name: str) -> Any:
+        """An intermediate value the step uses more than once (the tracer gives it a name)."""
+        return value
+
+    def assign(self, rows: Any, name: str, offset: int = 0) -> Any:
+        """New values of state rows, already written in place (the tracer writes the assignments)."""
+        return rows
 
     def open_conductances(self, X: Any, P: Any, gbar: Any) -> Any:
         """ḡ × gating product for every active channel: shape (n_channels − 1, N)."""

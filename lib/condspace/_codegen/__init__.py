@@ -3,9 +3,11 @@
 The GPU path of :func:`condspace.simulate` must not be a second, hand-written copy of the model
 equations (STYLE.md §3). Instead, every rate function of the declaration is *traced*: called
 with a fake array module (:class:`SymXP`) and symbolic voltage / calcium (:class:`Sym`), which
-records the arithmetic as a C expression. Those expressions are pasted into one per-neuron
-function that advances a neuron ``n_steps`` time steps with the same update order and the same
-formulas as :meth:`condspace._engine.Engine.step` with ``method="exact"``:
+records the arithmetic as a C expression. The time step itself is traced the same way, from
+:meth:`condspace._engine.Engine.step` run on object arrays of such symbols
+(:mod:`~condspace._codegen.step`), so the kernels have no update formula of their own: one
+per-neuron function advances a neuron ``n_steps`` time steps with the statements of that trace,
+in the order of ``Engine.step`` with ``method="exact"``:
 
 gates with V(t) and [Ca](t) → kinetic schemes with their exact propagator expm(Q(V)·dt) →
 open conductances → [Ca] with the currents at V(t) → V by exponential Euler with the new
@@ -22,7 +24,8 @@ The same source compiles three ways:
 * a C++ compiler with a few CUDA names defined away, which runs the kernel body itself on the
   CPU (also in the tests).
 
-The package: :mod:`~condspace._codegen.trace` (the tracer), :mod:`~condspace._codegen.c_source`
+The package: :mod:`~condspace._codegen.trace` (the tracer), :mod:`~condspace._codegen.step` (the
+traced time step), :mod:`~condspace._codegen.c_source`
 (the C/CUDA kernel) and :mod:`~condspace._codegen.numba_source` (the Numba kernels, generated from
 the same traced rates).
 

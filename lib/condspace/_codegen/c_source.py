@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from condspace._codegen.trace import _REAL, KERNEL_NAME, literal, trace
+from condspace._codegen.step import TracedStep, rate_columns, trace_step
+from condspace._codegen.trace import _REAL, KERNEL_NAME, Sym, literal, trace
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace.channels import CellType
 
@@ -93,17 +94,6 @@ class KernelSource(KernelLayout):
     source: str = ""
     name: str = KERNEL_NAME
     dtype: str = "float64"
-
-
-def _powered(base: str, x: str, power: int) -> str:
-    """ḡ·x^power exactly as :meth:`Engine.open_conductances` multiplies it (same rounding)."""
-    out = f"({base} * {x})"
-    if power == 4:
-        out = f"(({out} * {x}) * ({x} * {x}))"
-    else:
-        for _ in range(power - 1):
-            out = f"({out} * {x})"
-    return out
 
 
 def _chain(terms: list[str], op: str, empty: str) -> str:
@@ -276,33 +266,6 @@ CS_DEVICE void cs_expm{n}(double* A, double* E) {{
 }}
 """
 
-def _conductance_products(eng: Engine) -> list[str]:
-    """Per channel, ḡ·Π x^power over the kernel's variables (gb<c>, x<k>, p<k>), in the order of
-    :meth:`Engine.open_conductances` (factors as :meth:`Engine._build_factors` lists them)."""
-    row_name = {}
-    for k, s in enumerate(eng.hh + eng.ca_gates + eng.inst):
-        row_name[id(s.gate), s.channel] = f"x{k}"
-    for k, s in enumerate(eng.schemes):
-        states = list(s.gate.states)
-        row_name[id(s.gate), s.channel] = f"p{eng.scheme_offsets[k] + states.index(s.gate.open_state) - 1}"
-    order = eng.hh + eng.ca_gates + eng.inst + eng.schemes
-    out = []
-    for c in range(eng.n_channels):
-        expr = f"gb{c}"
-        for s in order:
-            if s.channel == c:
-                expr = _powered(expr, row_name[id(s.gate), s.channel], s.gate.power)
-        out.append(expr)
-    return out
-
-
-def _calcium_inf(eng: Engine) -> str:
-    """[Ca]∞ = β − α·I_Ca(V(t)) over the new conductances g<c> (the calcium pool of the cell)."""
-    pool = eng.cell.calcium
-    i_ca = _chain([f"(g{c} * (v - {literal(eng.E_host[c])}))" for c in eng.ca_channels], "+", "0.0")
-    return f"({literal(pool.beta)} - ({literal(pool.alpha)} * {i_ca}))"
-
-
 def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     """Generate the fused time-stepping kernel of ``cell`` for time step ``dt``.
 
@@ -326,73 +289,50 @@ def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     init = eng.initial(1)
     n_x, n_p = eng.n_x, int(eng.scheme_offsets[-1])
     C = eng.n_channels
-    E = [float(ch.reversal) for ch in cell.channels]
     L = literal
     mdt = L(-float(dt))
 
-    body: list[str] = []
-    add = body.append
-    add("    /* ---- gates, with V(t) and [Ca](t) (Rush–Larsen / exponential Euler) ---- */")
-    for k, s in enumerate(eng.hh):
-        ch = cell.channels[s.channel]
-        add(f"    {{ /* {ch.name}.{s.gate.name}: x_inf(V), tau(V) */")
-        add(f"      const real xinf = {trace(s.gate.inf, 'v')};")
-        add(f"      const real dec = exp(({mdt} / {trace(s.gate.tau, 'v')}));")
-        add(f"      x{k} = (((x{k} - xinf) * dec) + xinf); }}")
-    nh = len(eng.hh)
-    for j, s in enumerate(eng.ca_gates):
-        k = nh + j
-        ch = cell.channels[s.channel]
-        add(f"    {{ /* {ch.name}.{s.gate.name}: x_inf(V, [Ca]), tau(V) */")
-        add(f"      const real xinf = {trace(s.gate.inf, 'v', 'ca')};")
-        add(f"      const real dec = exp(({mdt} / {trace(s.gate.tau, 'v')}));")
-        add(f"      x{k} = (((x{k} - xinf) * dec) + xinf); }}")
-    nc = len(eng.ca_gates)
-    for j, s in enumerate(eng.inst):
-        k = nh + nc + j
-        ch = cell.channels[s.channel]
-        add(f"    x{k} = {trace(s.gate.inf, 'v')}; /* {ch.name}.{s.gate.name}: instantaneous */")
-    for si, s in enumerate(eng.schemes):
-        sch = s.gate
-        states = list(sch.states)
-        ns = len(states)
-        pos = {st: i for i, st in enumerate(states)}
-        occ = ["o0"] + [f"p{eng.scheme_offsets[si] + i}" for i in range(ns - 1)]
-        ch = cell.channels[s.channel]
-        add(f"    {{ /* {ch.name}.{sch.name}: kinetic scheme {states}, '{states[0]}' by conservation;")
-        add("         exact propagator M = expm(Q(V)·dt) at frozen V (kinetics.scheme_propagator) */")
-        for ti, t in enumerate(sch.transitions):
-            add(f"      const double r{ti} = {trace(t.rate, 'v')}; /* {t.source} -> {t.target} */")
-        add(f"      double A[{ns * ns}] = {{{', '.join(['0.0'] * ns * ns)}}};")
-        for ti, t in enumerate(sch.transitions):  # Q[target, source] += r; Q[source, source] -= r
-            i, j = pos[t.source], pos[t.target]
-            add(f"      A[{j * ns + i}] += r{ti}; A[{i * ns + i}] -= r{ti};")
-        add(f"      for (int e = 0; e < {ns * ns}; ++e) A[e] = A[e] * {L(dt)};")
-        add(f"      double M[{ns * ns}];")
-        add(f"      cs_expm{ns}(A, M);")
-        add(f"      const double o0 = (1.0 - {_chain(occ[1:], '+', '0.0')});")
-        for i in range(1, ns):
-            terms = [f"(M[{i * ns + j}] * {occ[j]})" for j in range(ns)]
-            add(f"      const real n{i} = {_chain(terms, '+', '0.0')};")
-        add("      " + " ".join(f"{occ[i]} = n{i};" for i in range(1, ns)))
-        add("    }")
+    def rates(step: TracedStep) -> Any:
+        """The rate columns at V(t): traced rate functions, and each kinetic scheme's propagator."""
+        out = rate_columns(step)
+        cols = step.cols
+        step.emit("/* ---- rates at V(t): gates' x_inf(V) and exp(-dt/tau(V)) ---- */")
+        def gate(s: Any, what: str) -> None:
+            step.emit(f"/* {cell.channels[s.channel].name}.{s.gate.name}: {what} */")
 
-    add("    /* ---- open conductances: gbar · Π x^power ---- */")
-    for c, expr in enumerate(_conductance_products(eng)):
-        add(f"    const real g{c} = {expr}; /* {cell.channels[c].name} */")
+        for k, s in enumerate(step.hh):
+            gate(s, "x_inf(V), tau(V)")
+            out[cols.hh_inf.start + k, 0] = step.declare(f"t_inf{k}", trace(s.gate.inf, "v"))
+            out[cols.hh_decay.start + k, 0] = step.declare(f"t_dec{k}", f"exp(({mdt} / {trace(s.gate.tau, 'v')}))")
+        for k, s in enumerate(step.ca_gates):
+            gate(s, "tau(V); x_inf(V, [Ca]) in the step")
+            out[cols.ca_decay.start + k, 0] = step.declare(f"t_cadec{k}",
+                                                           f"exp(({mdt} / {trace(s.gate.tau, 'v')}))")
+        for k, s in enumerate(step.inst):
+            gate(s, "instantaneous, x_inf(V)")
+            out[cols.inst_inf.start + k, 0] = step.declare(f"t_inst{k}", trace(s.gate.inf, "v"))
+        for si, (s, rows) in enumerate(zip(step.schemes, cols.scheme, strict=True)):
+            sch = s.gate
+            states = list(sch.states)
+            ns = len(states)
+            pos = {st: i for i, st in enumerate(states)}
+            step.emit(f"/* {cell.channels[s.channel].name}.{sch.name}: kinetic scheme {states}, exact propagator "
+                      "M = expm(Q(V)·dt) at frozen V (kinetics.scheme_propagator) */")
+            step.emit(f"double t_A{si}[{ns * ns}] = {{{', '.join(['0.0'] * ns * ns)}}};")
+            for ti, t in enumerate(sch.transitions):  # Q[target, source] += r; Q[source, source] -= r
+                r = step.declare(f"t_r{si}_{ti}", trace(t.rate, "v"), "double").code
+                step.emit(f"t_A{si}[{pos[t.target] * ns + pos[t.source]}] += {r}; "
+                          f"t_A{si}[{pos[t.source] * ns + pos[t.source]}] -= {r};  /* {t.source} -> {t.target} */")
+            step.emit(f"for (int e = 0; e < {ns * ns}; ++e) t_A{si}[e] = t_A{si}[e] * {L(dt)};")
+            step.emit(f"double t_M{si}[{ns * ns}];")
+            step.emit(f"cs_expm{ns}(t_A{si}, t_M{si});")
+            for i, row_ids in enumerate(rows, start=1):
+                for jj, r in enumerate(row_ids):
+                    out[r, 0] = Sym(f"t_M{si}[{i * ns + jj}]")
+        step.emit("/* ---- the step itself, traced from Engine.step ---- */")
+        return out
 
-    if eng.ca_decay is not None:
-        add("    /* ---- [Ca] with the currents at V(t) ---- */")
-        add(f"    {{ const real ca_inf = {_calcium_inf(eng)};")
-        add(f"      ca = (((ca - ca_inf) * {L(eng.ca_decay)}) + ca_inf); }}")
-
-    g_tot = f"({_chain([f'g{c}' for c in range(C)], '+', '0.0')} + gl)"
-    e_g = _chain([f"({L(E[c])} * g{c})" for c in range(C)], "+", "0.0")
-    add("    /* ---- V by exponential Euler with the new conductances ---- */")
-    add(f"    {{ const real gt = {g_tot};")
-    add(f"      const real vinf = (({e_g} + drive) / gt);")
-    add(f"      const real dec = exp((gt * {L(-float(dt) * eng.inv_cap)}));")
-    add("      v = (((v - vinf) * dec) + vinf); }")
+    body = ["    " + line for line in trace_step(cell, dt, "c", rates)]
 
     xs = [f"x{k}" for k in range(n_x)]
     ps = [f"p{k}" for k in range(n_p)]

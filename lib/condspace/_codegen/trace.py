@@ -142,6 +142,10 @@ class Sym:
     def __ge__(self, o: Any) -> Sym:
         return self._cmp(">=", o)
 
+    def exp(self) -> Sym:
+        """e**self: what ``numpy.exp`` calls on an object array of traced values (the traced step)."""
+        return Sym(f"exp({_code(self)})")
+
     # Rate functions are written for complex-step differentiation too: ``x.real`` must work.
     @property
     def real(self) -> Sym:
