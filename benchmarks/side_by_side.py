@@ -2,9 +2,11 @@
 
 Exports both commits with ``git archive`` into a temporary folder and runs each commit's *own*
 benchmark scripts with its own library (``PYTHONPATH=<tree>/lib``), from the same virtual
-environment, one after the other for each benchmark (so the two runs of a benchmark see the same
-machine load), with empty caches (a temporary ``CONDSPACE_CACHE``). The outputs are printed under
-one heading per benchmark and commit, followed by the wall time of each run.
+environment, with empty caches (a temporary ``CONDSPACE_CACHE``). Each benchmark runs ``--rounds``
+times per commit, round-robin (base, head, then head, base, ...: both commits see the same machine
+load), because a single run on a shared 2-core machine varies by ±10 % or more. For each benchmark
+and commit, the output of its median round (by wall time) is printed in full; the table at the
+end gives the wall time of every round.
 
 The default arguments keep the whole comparison to about 20 minutes on a 2-core machine:
 ``simulate`` at 250 ms of biology for N = 1,000 and 10,000 (without the SciPy baseline),
@@ -12,7 +14,8 @@ The default arguments keep the whole comparison to about 20 minutes on a 2-core 
 budget of 2,000 simulations and 30 epochs. A script that a commit does not have, or an option it
 does not know, is reported, not guessed.
 
-Usage: .venv/bin/python benchmarks/side_by_side.py --base REV [--head REV] [--only simulate dics ...]
+Usage: .venv/bin/python benchmarks/side_by_side.py --base REV [--head REV] [--rounds 3]
+           [--only simulate dics ...]
 """
 
 from __future__ import annotations
@@ -87,27 +90,38 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="the earlier commit (e.g. the one before a refactor)")
     ap.add_argument("--head", default="HEAD", help="the later commit (default: HEAD)")
     ap.add_argument("--only", nargs="+", choices=list(BENCHMARKS), default=list(BENCHMARKS))
+    ap.add_argument("--rounds", type=int, default=3, help="runs per benchmark and commit (default: 3)")
     opts = ap.parse_args()
+    if opts.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {opts.rounds}")
     with tempfile.TemporaryDirectory(prefix="condspace-side-by-side-") as tmp:
         trees = {}
         for label, rev in (("base", opts.base), ("head", opts.head)):
             tree = Path(tmp) / label
             tree.mkdir()
             trees[label] = (tree, export(rev, tree))
-        print(f"# side by side: base {trees['base'][1]} against head {trees['head'][1]}, "
+        print(f"# side by side: base {trees['base'][1]} against head {trees['head'][1]}, {opts.rounds} rounds, "
               f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n", flush=True)
-        walls = []
+        walls: dict[tuple[str, str], list[float]] = {}
         for name in opts.only:
+            outputs: dict[str, list[tuple[float, str]]] = {"base": [], "head": []}
+            for r in range(opts.rounds):
+                for label in (("base", "head") if r % 2 == 0 else ("head", "base")):
+                    tree, _ = trees[label]
+                    cache = Path(tmp) / f"cache-{label}-{name}-{r}"
+                    cache.mkdir()
+                    out, wall = run(tree, name, cache)
+                    outputs[label].append((wall, out))
             for label in ("base", "head"):
-                tree, sha = trees[label]
-                cache = Path(tmp) / f"cache-{label}-{name}"
-                cache.mkdir()
-                out, wall = run(tree, name, cache)
-                print(f"## {name} @ {label} {sha}\n\n{out.rstrip()}\n", flush=True)
-                walls.append((name, label, sha, wall))
-        print("| benchmark | commit | wall s |\n|---|---|---|")
-        for name, label, sha, wall in walls:
-            print(f"| {name} | {label} {sha} | {wall:.1f} |")
+                ranked = sorted(outputs[label], key=lambda item: item[0])
+                wall, out = ranked[len(ranked) // 2]
+                print(f"## {name} @ {label} {trees[label][1]} (median round, {wall:.1f} s)\n\n{out.rstrip()}\n",
+                      flush=True)
+                walls[name, label] = [w for w, _ in outputs[label]]
+        print("| benchmark | commit | wall s of each round | median |\n|---|---|---|---|")
+        for (name, label), ws in walls.items():
+            print(f"| {name} | {label} {trees[label][1]} | {', '.join(f'{w:.1f}' for w in ws)} | "
+                  f"{sorted(ws)[len(ws) // 2]:.1f} |")
 
 
 if __name__ == "__main__":
