@@ -23,8 +23,12 @@ recordings (``--n-check`` samples simulated) and the joint-HPD coverage at 50 % 
 held-out simulations (seed 10,000), printed as a second table with the requirements of issue 14
 (≥ 0.8; within ±0.1 of nominal).
 
+``--noise 0`` infers the conductances only (no noise current in the simulations), the
+configuration before the noise strength became a parameter: what ``benchmarks/side_by_side.py``
+uses to compare with such commits like for like.
+
 Usage: .venv/bin/python benchmarks/inference.py [--cell stg] [--budget N] [--reuse-cache]
-           [--score 500 [--n-check 200]]
+           [--score 500 [--n-check 200]] [--noise MAX]
 """
 
 from __future__ import annotations
@@ -69,13 +73,17 @@ def main() -> None:
     ap.add_argument("--score", type=int, default=0, metavar="N",
                     help="also score the posterior: predictive checks and coverage on N held-out simulations")
     ap.add_argument("--n-check", type=int, default=200, help="posterior samples simulated per recording (--score)")
+    ap.add_argument("--noise", type=float, default=None, metavar="MAX",
+                    help="upper bound of the noise-strength prior, µA/cm² (default: the cell's); 0 infers "
+                         "conductances only, as before the noise was inferred (to compare with older commits)")
     args = ap.parse_args()
     cell = cells.get(args.cell)
     budget = args.budget or cell.inference_budget
     settings = inference.standard_settings(args.max_epochs)
     cache = None if args.reuse_cache else tempfile.mkdtemp(prefix="condspace-bench-")
-    prior = inference.make_prior(cell)
-    print(f"# condspace inference benchmark: cell {cell.name}, budget {budget}, {settings.model} "
+    prior = inference.make_prior(cell, noise=args.noise)
+    print(f"# condspace inference benchmark: cell {cell.name}, budget {budget}, θ = {', '.join(prior.names)}, "
+          f"{settings.model} "
           f"(hidden {settings.hidden_features}, {settings.num_transforms} transforms), backend {args.backend}, "
           f"torch threads 1, {platform.processor() or platform.machine()}, cache {cache or 'shared'}")
     rows = []

@@ -13,7 +13,7 @@ import numpy as np
 
 from condspace._codegen.c_source import _THETA, KernelLayout, _chain, _pade, _pade13_parts, layout_fields
 from condspace._codegen.step import TracedStep, rate_columns, trace_step
-from condspace._codegen.trace import literal, trace
+from condspace._codegen.trace import Sym, literal, trace
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace.channels import CellType
 
@@ -176,8 +176,11 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
             step.emit(f"    u = {L(eng.table_n - 1e-9)}")
             step.emit("j = int(u)")
             step.emit("f = (u - j)")
-            for c in range(w):  # Engine.rates: increment·f + value at the grid point below V
-                out[c, 0] = step.declare(f"t_col{c}", f"((table[j, {w + c}] * f) + table[j, {c}])")
+            # Engine.rates: increment·f + value at the grid point below V. Written where the step
+            # uses it, not declared up front: holding every column live through the step measured
+            # ~5 % slower (register pressure); LLVM merges a column used twice (pure loads).
+            for c in range(w):
+                out[c, 0] = Sym(f"((table[j, {w + c}] * f) + table[j, {c}])")
             return out
         step.emit("# ---- rates at V(t): gates' x_inf(V) and exp(-dt/tau(V)) ----")
         for k, s in enumerate(step.hh):
