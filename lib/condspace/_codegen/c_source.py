@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from condspace._codegen.step import TracedStep, rate_columns, trace_step
+from condspace._codegen.step import TracedStep, exact_rates, trace_step
 from condspace._codegen.trace import _REAL, KERNEL_NAME, Sym, literal, trace
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace.channels import CellType
@@ -292,47 +292,24 @@ def generate(cell: CellType, dt: float, dtype: str = "float64") -> KernelSource:
     L = literal
     mdt = L(-float(dt))
 
-    def rates(step: TracedStep) -> Any:
-        """The rate columns at V(t): traced rate functions, and each kinetic scheme's propagator."""
-        out = rate_columns(step)
-        cols = step.cols
-        step.emit("/* ---- rates at V(t): gates' x_inf(V) and exp(-dt/tau(V)) ---- */")
-        def gate(s: Any, what: str) -> None:
-            step.emit(f"/* {cell.channels[s.channel].name}.{s.gate.name}: {what} */")
+    def scheme(step: TracedStep, si: int, s: Any, rows: list, out: Any) -> None:
+        """One scheme's propagator by the generated C matrix exponential (cs_expm<n>)."""
+        states = list(s.gate.states)
+        ns = len(states)
+        pos = {st: i for i, st in enumerate(states)}
+        step.emit(f"double t_A{si}[{ns * ns}] = {{{', '.join(['0.0'] * ns * ns)}}};")
+        for ti, t in enumerate(s.gate.transitions):  # Q[target, source] += r; Q[source, source] -= r
+            r = step.declare(f"t_r{si}_{ti}", trace(t.rate, "v"), "double").code
+            step.emit(f"t_A{si}[{pos[t.target] * ns + pos[t.source]}] += {r}; "
+                      f"t_A{si}[{pos[t.source] * ns + pos[t.source]}] -= {r};  /* {t.source} -> {t.target} */")
+        step.emit(f"for (int e = 0; e < {ns * ns}; ++e) t_A{si}[e] = t_A{si}[e] * {L(dt)};")
+        step.emit(f"double t_M{si}[{ns * ns}];")
+        step.emit(f"cs_expm{ns}(t_A{si}, t_M{si});")
+        for i, row_ids in enumerate(rows, start=1):
+            for jj, r in enumerate(row_ids):
+                out[r, 0] = Sym(f"t_M{si}[{i * ns + jj}]")
 
-        for k, s in enumerate(step.hh):
-            gate(s, "x_inf(V), tau(V)")
-            out[cols.hh_inf.start + k, 0] = step.declare(f"t_inf{k}", trace(s.gate.inf, "v"))
-            out[cols.hh_decay.start + k, 0] = step.declare(f"t_dec{k}", f"exp(({mdt} / {trace(s.gate.tau, 'v')}))")
-        for k, s in enumerate(step.ca_gates):
-            gate(s, "tau(V); x_inf(V, [Ca]) in the step")
-            out[cols.ca_decay.start + k, 0] = step.declare(f"t_cadec{k}",
-                                                           f"exp(({mdt} / {trace(s.gate.tau, 'v')}))")
-        for k, s in enumerate(step.inst):
-            gate(s, "instantaneous, x_inf(V)")
-            out[cols.inst_inf.start + k, 0] = step.declare(f"t_inst{k}", trace(s.gate.inf, "v"))
-        for si, (s, rows) in enumerate(zip(step.schemes, cols.scheme, strict=True)):
-            sch = s.gate
-            states = list(sch.states)
-            ns = len(states)
-            pos = {st: i for i, st in enumerate(states)}
-            step.emit(f"/* {cell.channels[s.channel].name}.{sch.name}: kinetic scheme {states}, exact propagator "
-                      "M = expm(Q(V)·dt) at frozen V (kinetics.scheme_propagator) */")
-            step.emit(f"double t_A{si}[{ns * ns}] = {{{', '.join(['0.0'] * ns * ns)}}};")
-            for ti, t in enumerate(sch.transitions):  # Q[target, source] += r; Q[source, source] -= r
-                r = step.declare(f"t_r{si}_{ti}", trace(t.rate, "v"), "double").code
-                step.emit(f"t_A{si}[{pos[t.target] * ns + pos[t.source]}] += {r}; "
-                          f"t_A{si}[{pos[t.source] * ns + pos[t.source]}] -= {r};  /* {t.source} -> {t.target} */")
-            step.emit(f"for (int e = 0; e < {ns * ns}; ++e) t_A{si}[e] = t_A{si}[e] * {L(dt)};")
-            step.emit(f"double t_M{si}[{ns * ns}];")
-            step.emit(f"cs_expm{ns}(t_A{si}, t_M{si});")
-            for i, row_ids in enumerate(rows, start=1):
-                for jj, r in enumerate(row_ids):
-                    out[r, 0] = Sym(f"t_M{si}[{i * ns + jj}]")
-        step.emit("/* ---- the step itself, traced from Engine.step ---- */")
-        return out
-
-    body = ["    " + line for line in trace_step(cell, dt, "c", rates)]
+    body = ["    " + line for line in trace_step(cell, dt, "c", lambda st: exact_rates(st, mdt, scheme))]
 
     xs = [f"x{k}" for k in range(n_x)]
     ps = [f"p{k}" for k in range(n_p)]

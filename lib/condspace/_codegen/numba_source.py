@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from condspace._codegen.c_source import _THETA, KernelLayout, _chain, _pade, _pade13_parts, layout_fields
-from condspace._codegen.step import TracedStep, rate_columns, trace_step
+from condspace._codegen.step import TracedStep, exact_rates, rate_columns, trace_step
 from condspace._codegen.trace import Sym, literal, trace
 from condspace._engine import SPIKE_REARM, SPIKE_THRESHOLD, V_BOUNDS, Engine
 from condspace.channels import CellType
@@ -166,8 +166,8 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
 
     def rates(step: TracedStep) -> Any:
         """The rate columns at V(t): interpolated from the table, or traced and exponentiated."""
-        out = rate_columns(step)
         if method == "table":
+            out = rate_columns(step)
             step.emit("# ---- rate-table row and fraction at V(t) (Engine.rates) ----")
             step.emit(f"u = ((v - {L(eng.table_lo)}) * {L(eng.table_inv_step)})")
             step.emit("if not (u > 0.0):  # also NaN (flagged at the next check): stay inside the table")
@@ -182,35 +182,27 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
             for c in range(w):
                 out[c, 0] = Sym(f"((table[j, {w + c}] * f) + table[j, {c}])")
             return out
-        step.emit("# ---- rates at V(t): gates' x_inf(V) and exp(-dt/tau(V)) ----")
-        for k, s in enumerate(step.hh):
-            out[cols.hh_inf.start + k, 0] = step.declare(f"t_inf{k}", tr(s.gate.inf, "v"))
-            out[cols.hh_decay.start + k, 0] = step.declare(f"t_dec{k}", f"exp((neg_dt / {tr(s.gate.tau, 'v')}))")
-        for k, s in enumerate(step.ca_gates):
-            out[cols.ca_decay.start + k, 0] = step.declare(f"t_cadec{k}", f"exp((neg_dt / {tr(s.gate.tau, 'v')}))")
-        for k, s in enumerate(step.inst):
-            out[cols.inst_inf.start + k, 0] = step.declare(f"t_inst{k}", tr(s.gate.inf, "v"))
-        for si, (s, rows) in enumerate(zip(step.schemes, cols.scheme, strict=True)):
-            states = list(s.gate.states)
-            ns = len(states)
-            pos = {st: i for i, st in enumerate(states)}
-            step.emit(f"# {cell.channels[s.channel].name}.{s.gate.name}: kinetic scheme {states}, "
-                      "propagator M = expm(Q(V)·dt)")
-            step.emit(f"A = scratch[{si}]")
-            step.emit("A[:] = 0.0")
-            for t in s.gate.transitions:
-                a, b = pos[t.source], pos[t.target]
-                step.emit(f"r = {tr(t.rate, 'v')}  # {t.source} -> {t.target}")
-                step.emit(f"A[{b * ns + a}] += r")
-                step.emit(f"A[{a * ns + a}] -= r")
-            step.emit(f"for e in range({ns * ns}):")
-            step.emit("    A[e] = A[e] * dt")
-            step.emit(f"M = cs_expm{ns}(A, work)")
-            # M is a view of the shared work array: copy the entries out before the next scheme.
-            for i, row_ids in enumerate(rows, start=1):
-                for jj, r in enumerate(row_ids):
-                    out[r, 0] = step.declare(f"t_m{si}_{i * ns + jj}", f"M[{i * ns + jj}]")
-        return out
+        return exact_rates(step, "neg_dt", scheme)
+
+    def scheme(step: TracedStep, si: int, s: Any, rows: list, out: Any) -> None:
+        """One scheme's propagator by the generated matrix exponential (cs_expm<n>, scratch arrays)."""
+        states = list(s.gate.states)
+        ns = len(states)
+        pos = {st: i for i, st in enumerate(states)}
+        step.emit(f"A = scratch[{si}]")
+        step.emit("A[:] = 0.0")
+        for t in s.gate.transitions:
+            a, b = pos[t.source], pos[t.target]
+            step.emit(f"r = {tr(t.rate, 'v')}  # {t.source} -> {t.target}")
+            step.emit(f"A[{b * ns + a}] += r")
+            step.emit(f"A[{a * ns + a}] -= r")
+        step.emit(f"for e in range({ns * ns}):")
+        step.emit("    A[e] = A[e] * dt")
+        step.emit(f"M = cs_expm{ns}(A, work)")
+        # M is a view of the shared work array: copy the entries out before the next scheme.
+        for i, row_ids in enumerate(rows, start=1):
+            for jj, r in enumerate(row_ids):
+                out[r, 0] = step.declare(f"t_m{si}_{i * ns + jj}", f"M[{i * ns + jj}]")
 
     body = trace_step(cell, dt, "python", rates, {"v_rate": "v_rate", "ca_decay": "ca_decay"})
 

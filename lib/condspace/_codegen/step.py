@@ -71,6 +71,10 @@ class TracedStep(Engine):
         self.emit(f"const {ctype} {name} = {code};" if self.dialect == "c" else f"{name} = {code}")
         return Sym(name)
 
+    def comment(self, text: str) -> None:
+        """Append a comment line in the kernel's dialect."""
+        self.emit(f"/* {text} */" if self.dialect == "c" else f"# {text}")
+
     def _set(self, name: str, code: str) -> None:
         self.emit(f"{name} = {code};" if self.dialect == "c" else f"{name} = {code}")
 
@@ -153,3 +157,48 @@ def trace_step(cell: CellType, dt: float, dialect: str, rates: Callable[[TracedS
 def rate_columns(step: TracedStep) -> Any:
     """An empty (width, 1) object array for a ``rates`` callable to fill."""
     return np.empty((step.cols.width, 1), dtype=object)
+
+
+def exact_rates(step: TracedStep, neg_dt: str, scheme: Callable[[TracedStep, int, Any, list, Any], None]) -> Any:
+    """The rate columns of :meth:`Engine.columns_at`, traced: the kernels' ``method="exact"`` rates.
+
+    Declares, for every gate, x∞(V) and exp(−dt/τ(V)) (calcium gates: the decay only, their
+    x∞(V, [Ca]) is computed in the step), and leaves each kinetic scheme's propagator to the
+    kernel's own matrix exponential.
+
+    Args:
+        step: The step being traced.
+        neg_dt: −dt as the kernel spells it (a literal, or the name of an argument).
+        scheme: ``scheme(step, index, slot, rows, out)`` writes the statements of one scheme's
+            propagator and fills its columns ``rows`` (as :attr:`Engine.cols.scheme` lists them).
+
+    Returns:
+        The (width, 1) object array of columns.
+    """
+    out, cols = rate_columns(step), step.cols
+
+    def name(slot: Any) -> str:
+        return f"{step.cell.channels[slot.channel].name}.{slot.gate.name}"
+
+    def traced(fn: Callable[..., Any]) -> str:
+        return _code(fn(step.symxp, Sym("v")))
+
+    step.comment("---- rates at V(t): gates' x_inf(V) and exp(-dt/tau(V)) ----")
+    for k, s in enumerate(step.hh):
+        step.comment(f"{name(s)}: x_inf(V), tau(V)")
+        out[cols.hh_inf.start + k, 0] = step.declare(f"{TEMP_PREFIX}inf{k}", traced(s.gate.inf))
+        out[cols.hh_decay.start + k, 0] = step.declare(f"{TEMP_PREFIX}dec{k}",
+                                                       f"exp(({neg_dt} / {traced(s.gate.tau)}))")
+    for k, s in enumerate(step.ca_gates):
+        step.comment(f"{name(s)}: tau(V); x_inf(V, [Ca]) in the step")
+        out[cols.ca_decay.start + k, 0] = step.declare(f"{TEMP_PREFIX}cadec{k}",
+                                                       f"exp(({neg_dt} / {traced(s.gate.tau)}))")
+    for k, s in enumerate(step.inst):
+        step.comment(f"{name(s)}: instantaneous, x_inf(V)")
+        out[cols.inst_inf.start + k, 0] = step.declare(f"{TEMP_PREFIX}inst{k}", traced(s.gate.inf))
+    for si, (s, rows) in enumerate(zip(step.schemes, cols.scheme, strict=True)):
+        step.comment(f"{name(s)}: kinetic scheme {list(s.gate.states)}, exact propagator M = expm(Q(V)·dt) "
+                     "at frozen V (kinetics.scheme_propagator)")
+        scheme(step, si, s, rows, out)
+    step.comment("---- the step itself, traced from Engine.step ----")
+    return out
