@@ -103,11 +103,8 @@ class TracedStep(Engine):
         names = {t for t, _ in targets.values()}
         # New values that read another variable assigned here (the occupancies of one kinetic
         # scheme) go through temporaries, so that every right-hand side sees the old state.
-        crossing = any(re.search(rf"\b{other}\b", code) for t, code in targets.values() for other in names - {t})
-        for idx, (target, code) in targets.items():
-            if crossing:
-                code = _code(self.declare(f"{TEMP_PREFIX}new_{target}", Sym(code)))
-                targets[idx] = (target, code)
+        if any(re.search(rf"\b{other}\b", code) for t, code in targets.values() for other in names - {t}):
+            targets = {idx: (t, self.declare(f"{TEMP_PREFIX}new_{t}", code).code) for idx, (t, code) in targets.items()}
         for idx, (target, code) in targets.items():
             self._set(target, code)
             rows[idx] = Sym(target)
