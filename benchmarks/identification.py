@@ -7,7 +7,8 @@ experiment: top-1 and top-3 accuracy of the classifier, of the DIC route and of 
 expected calibration error of the classifier (10 equal-width bins); top-1 over identifiability
 groups (hypotheses linked when their symmetrised confusion at n = 1 exceeds
 ``identification.GROUP_THRESHOLD``, groups = connected components); per-channel AUC of the
-marginals; the groups; and simulation, training and ranking times.
+marginals; the accuracy of the direction of change of each modulated channel; the groups; and
+simulation, training and ranking times.
 
 The standard budget of the issue is ``--train 20000 --test 6000 --experiments 2000`` (random
 modulation); on a busy 2-core machine use less and say so. Multi-neuron experiments are drawn
@@ -75,6 +76,8 @@ def _scenario(args, cell, label: str, make):
     print(table.reindex(columns=cols).round(3).to_string(index=False))
     print("\nper-channel AUC of P(c ∈ S):")
     print(ev.auc.round(3).T.to_string())
+    print("\ndirection of change, given the channel was modulated (single neurons, chance 0.5):")
+    print(evaluation.direction_accuracy(model, pool).round(3).to_frame().T.to_string(index=False))
     groups = ev.group_names(cell.name)
     print(f"\nidentifiability groups (symmetrised confusion > {identification.GROUP_THRESHOLD} at n = 1): "
           + ("; ".join("{" + ", ".join(g) + "}" for g in groups) if groups else "none"))

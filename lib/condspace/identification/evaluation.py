@@ -85,6 +85,27 @@ def evaluate_classifier(cell: str, log_post: np.ndarray, truth: np.ndarray, log_
     return Evaluation(pd.DataFrame(rows), conf, groups, auc, rel)
 
 
+def direction_accuracy(model: Identifier, pool: ExperimentSet) -> pd.Series:
+    """Per channel: how often the direction head gets the sign of a modulated channel right (n = 1).
+
+    Scored on every usable pool neuron whose hypothesis contains the channel, given that it was
+    modulated (the head's question). Only single neurons: in the random scenario each neuron draws
+    its own sign, so experiments with several neurons have no common direction to recover.
+
+    Returns:
+        Series channel → accuracy (NaN for a channel no scored neuron has), plus ``"all"``: the
+        accuracy over every (neuron, modulated channel) pair.
+    """
+    keep = pool.usable
+    logit = model.direction_logit(pool.x_before[keep], pool.x_after[keep])
+    lf = pool.log_factor[keep]
+    modulated = lf != 0
+    right = (logit > 0) == (lf > 0)
+    per_channel = {c: float(right[modulated[:, k], k].mean()) if modulated[:, k].any() else float("nan")
+                   for k, c in enumerate(model.channels)}
+    return pd.Series({**per_channel, "all": float(right[modulated].mean())}, name="direction accuracy (n = 1)")
+
+
 def evaluate_dic_route(cell: str, fractions: np.ndarray, costs: np.ndarray, truth: np.ndarray,
                        ns: tuple[int, ...] = (1, 5, 20), n_experiments: int = 2000, seed: int = 0,
                        groups: np.ndarray | None = None) -> pd.DataFrame:
