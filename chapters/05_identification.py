@@ -131,11 +131,15 @@ pd.Series(path_train.info["reachable_per_pair"], name="DIC-path experiments (tra
 # %% [markdown]
 # ## Training
 #
-# The classifier is a plain softmax network on the eleven summary features of chapter 2 before and
+# The classifier is a softmax network on the eleven summary features of chapter 2 before and
 # after the drug, their difference and a flag for silence after: minimising the cross-entropy over
 # simulated experiments makes its output the posterior P(S | before, after) under the simulated prior
 # (Radev et al. 2021). A second head gives, for each channel, the probability that it went up were it
-# modulated. One classifier is trained per scenario.
+# modulated. Five such networks, trained from different initialisations, are averaged (a deep
+# ensemble, Lakshminarayanan et al. 2017) and their common temperature is fitted on held-out
+# experiments: the evidence of n neurons multiplies n estimated posteriors, so an error of the
+# estimator that one network makes and another does not would otherwise grow with n. One classifier
+# is trained per scenario.
 
 # %%
 model, _ = identification.identifier(cell, n_train, seed=SEED, settings=settings, backend=BACKEND)

@@ -42,13 +42,28 @@ def test_classifier_recovers_the_exact_posterior_over_models():
     k = rng.choice(3, size=30_000, p=prior)
     x = rng.normal(mu[k], 1.0)[:, None]
     clf = ident.train_classifier(x, k, 3, settings=ident.ClassifierSettings(hidden=32, layers=2, max_epochs=60,
-                                                                             patience=8, batch=512), seed=1)
+                                                                             patience=8, batch=512, ensemble=2),
+                                 seed=1)
     grid = np.linspace(-3.0, 3.0, 61)[:, None]
     log_true = np.log(prior) - 0.5 * (grid - mu) ** 2
     true = np.exp(log_true - np.logaddexp.reduce(log_true, axis=1, keepdims=True))
     est = np.exp(clf.log_posterior(grid))
     assert np.abs(est - true).max() < 0.05, np.abs(est - true).max()
     assert np.allclose(np.exp(clf.log_prior), prior, atol=0.01)  # the training prior, kept for combining
+    # the ensemble's probabilities are the mean of its members' tempered probabilities
+    members = [ident.Classifier([net], clf.mean, clf.std, 3, 0, clf.log_prior, clf.settings,
+                                temperature=clf.temperature) for net in clf.nets]
+    assert len(members) == 2
+    mean_of_members = np.mean([np.exp(m.log_posterior(grid)) for m in members], axis=0)
+    assert np.allclose(est, mean_of_members, atol=1e-12)
+    assert not np.allclose(np.exp(members[0].log_posterior(grid)), est, atol=1e-4)  # the members differ
+
+
+def test_classifier_settings_are_checked():
+    with pytest.raises(ValueError, match="ensemble must be at least 1"):
+        ident.ClassifierSettings(ensemble=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        ident.ClassifierSettings(val_fraction=1.0)
 
 
 def test_classifier_rejects_bad_input():
@@ -93,6 +108,33 @@ def test_marginals_scores_and_groups():
     assert idx.shape == (50, 4) and all(len(set(r)) == 4 and len(set(r // 5)) == 1 for r in idx)
 
 
+def test_direction_accuracy_scores_only_modulated_channels():
+    """Sign of the head's log-odds against the sign of each modulated channel's factor; unusable
+    neurons and unmodulated channels are not scored."""
+    from condspace.identification import evaluation  # noqa: PLC0415
+
+    channels = ident.modulable_channels("stg")
+    lf = np.zeros((4, len(channels)))
+    lf[0, 0], lf[1, 0], lf[2, 1], lf[3, 0] = 0.5, -0.7, 1.0, 0.9  # neuron 3 is unusable
+    logit = np.full((4, len(channels)), 3.0)  # "up" everywhere
+
+    class Head:  # stands in for a trained Identifier: only what the score reads
+        def __init__(self):
+            self.channels = channels
+
+        def direction_logit(self, xb, xa):
+            return logit[: len(xb)]
+
+    x = np.ones((4, 11))
+    pool = ident.ExperimentSet("stg", "random", np.zeros(4, int), np.ones((4, 8)), lf, x, x,
+                               np.array(["tonic"] * 4), np.array(["tonic"] * 4),
+                               np.array([True, True, True, False]), "k")
+    acc = evaluation.direction_accuracy(Head(), pool)
+    assert acc[channels[0]] == pytest.approx(0.5)  # one up (right), one down (wrong)
+    assert acc[channels[1]] == 1.0 and np.isnan(acc[channels[2]])
+    assert acc["all"] == pytest.approx(2 / 3)
+
+
 # ----- the experiment cache -------------------------------------------------------------------------
 def test_experiment_cache_is_reused_and_invalidated(tmp_path):
     es = ident.random_experiments("stg", 6, seed=5, cache_dir=tmp_path)
@@ -118,7 +160,7 @@ def test_experiment_cache_is_reused_and_invalidated(tmp_path):
 
 
 def test_classifier_cache_is_reused_and_invalidated(tmp_path):
-    small = ident.ClassifierSettings(hidden=16, layers=1, max_epochs=3, patience=2)
+    small = ident.ClassifierSettings(hidden=16, layers=1, max_epochs=3, patience=2, ensemble=2)
     model, _ = ident.identifier("stg", 6, seed=5, settings=small, cache_dir=tmp_path)
     assert model.classifier.info["cached"] is False
     loaded, _ = ident.identifier("stg", 6, seed=5, settings=small, cache_dir=tmp_path)
