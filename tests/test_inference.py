@@ -261,6 +261,33 @@ def test_toy_posterior_is_calibrated_and_does_not_leak(toy_posterior):
     assert inference.leakage(toy_posterior, np.array([[3.95, -3.95]]), n=2000)[0] == 0.0
 
 
+def test_rejection_rounds_grow_with_a_low_acceptance(toy_posterior, monkeypatch):
+    """With one proposal in a hundred accepted, a few rounds collect the samples (not one round of 16
+    per sample found); with none accepted, sampling stops after max_tries · max(2n, 16) proposals
+    with a clear error."""
+    from condspace.inference import posterior as post_mod  # noqa: PLC0415
+
+    sizes = []
+    raw = type(toy_posterior)._raw
+
+    def counting_raw(self, n, cond):
+        sizes.append(n)
+        return raw(self, n, cond)
+
+    monkeypatch.setattr(type(toy_posterior), "_raw", counting_raw)
+    monkeypatch.setattr(toy_posterior, "weights", lambda theta, x: np.full(theta.shape[:-1], 0.01))
+    out = toy_posterior.sample(20, np.array([0.5, -0.5]), seed=3)
+    assert out.shape == (20, 2) and len(sizes) <= 6, sizes
+    assert sizes[0] == 40 and sizes[1] > 1000  # the second round sized on the acceptance seen
+    assert post_mod._proposals(3, 0, 0) == 16 and post_mod._proposals(5, 2, 200) == 754
+    assert post_mod._proposals(5, 0, 10**9) == post_mod.MAX_PROPOSALS
+    monkeypatch.setattr(toy_posterior, "weights", lambda theta, x: np.zeros(theta.shape[:-1]))
+    sizes.clear()
+    with pytest.raises(RuntimeError, match=r"fewer than 4 samples accepted after 160 proposals"):
+        toy_posterior.sample(4, np.array([0.5, -0.5]), seed=3, max_tries=10)
+    assert sum(sizes) == 160 and len(sizes) < 10
+
+
 class ConstantFlow:
     """A stand-in flow: every draw equals ``value``, the density is exp(``logp``) everywhere."""
 

@@ -23,6 +23,21 @@ from condspace.inference.estimators import (
 from condspace.inference.prior import Prior
 from condspace.inference.simulator import Protocol
 
+MAX_PROPOSALS = 65_536
+"""Largest batch one rejection round of :meth:`Posterior.sample` draws from the flow."""
+
+
+def _proposals(missing: int, accepted: int, proposed: int) -> int:
+    """Size of the next rejection round: twice what is missing (at least 16) in the first round;
+    then what is missing over the acceptance seen so far, with a 50 % margin (at most
+    :data:`MAX_PROPOSALS`; an acceptance of zero so far counts as one in ``proposed + 1``).
+    :meth:`Posterior.sample` caps the total at what its fixed rounds of that first size allowed."""
+    base = max(2 * missing, 16)
+    if proposed == 0:
+        return base
+    rate = max(accepted, 1) / (proposed + 1)
+    return int(min(MAX_PROPOSALS, max(base, np.ceil(1.5 * missing / rate))))
+
 
 class Posterior:
     """An amortised posterior q(ḡ | x) over named conductances, in conductance units.
@@ -106,7 +121,10 @@ class Posterior:
 
         Rejection sampling from the flow with acceptance :meth:`weights`: samples outside the box
         (leakage, see :func:`leakage`) are dropped, and with a class restriction a sample is kept
-        with probability P(observed class | θ).
+        with probability P(observed class | θ). The first round proposes twice what is missing
+        (at least 16); later rounds size themselves on the acceptance seen so far, so that a flow
+        that accepts one proposal in a hundred needs a few rounds, not hundreds of small ones.
+        At most ``max_tries · max(2n, 16)`` proposals are drawn in all.
 
         Raises:
             RuntimeError: Rejection could not collect ``n`` samples in ``max_tries`` rounds.
@@ -119,16 +137,18 @@ class Posterior:
         with torch.random.fork_rng(), torch_threads(1):
             if seed is not None:
                 torch.manual_seed(seed)
-            kept, have = [], 0
-            for _ in range(max_tries):
-                s = self._raw(max(2 * (n - have), 16), cond)[:, 0]
+            kept, have, proposed = [], 0, 0
+            budget = int(max_tries) * max(2 * int(n), 16)
+            while proposed < budget:
+                s = self._raw(min(_proposals(n - have, have, proposed), budget - proposed), cond)[:, 0]
+                proposed += len(s)
                 w = np.where(np.all(np.isfinite(s), axis=1), self.weights(s[:, None, :], x)[:, 0], 0.0)
                 s = s[torch.rand(len(s), dtype=torch.float64).numpy() < w]
                 kept.append(s)
                 have += len(s)
                 if have >= n:
                     return np.concatenate(kept)[:n]
-        raise RuntimeError(f"sample: fewer than {n} samples accepted after {max_tries} rounds; the flow puts almost "
+        raise RuntimeError(f"sample: fewer than {n} samples accepted after {proposed} proposals; the flow puts almost "
                            "no mass inside the prior box on the observed class (retrain, or check the observation)")
 
     def sample_batched(self, n: int, x: Any, seed: int | None = None) -> np.ndarray:
