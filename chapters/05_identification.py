@@ -240,6 +240,19 @@ auc
 # %% [markdown]
 # The per-channel marginals P(c ∈ S) separate targeted from untargeted channels with the areas under
 # the ROC curve above (an AUC of one half is chance).
+#
+# The direction head says whether a channel went up or down, were it modulated. Scored on every
+# held-out neuron for each channel its subset contains (single neurons: in these experiments each
+# neuron draws its own direction, so several neurons share no direction to recover):
+
+# %%
+direction = evaluation.direction_accuracy(model, pool)
+glue("direction_all", f"{direction['all']:.2f}", display=False)
+direction.round(3).to_frame("fraction right").T
+
+# %% [markdown]
+# The sign of the change is right for {glue:text}`direction_all` of the modulated channels (chance
+# 0.5).
 
 # %% [markdown]
 # ## Calibration

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ class ChapterRunner:
         self.per_chapter = per_chapter or {}
         self._folder: Path | None = None
         self.results: dict[str, subprocess.CompletedProcess] = {}
+        self.seconds: dict[str, float] = {}  # wall time of each execution (the session's summary prints them)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._process: subprocess.Popen | None = None
@@ -99,7 +101,9 @@ class ChapterRunner:
         """Execute ``source`` (once) and return (its completed process, the executed notebook)."""
         with self._lock(source.stem):
             if source.stem not in self.results:
+                t0 = time.perf_counter()
                 self.results[source.stem] = self._execute(source)
+                self.seconds[source.stem] = time.perf_counter() - t0
         return self.results[source.stem], self.output(source)
 
     def _execute(self, source: Path) -> subprocess.CompletedProcess:
@@ -171,6 +175,11 @@ def start_prefetch(items) -> None:
 
     _PREFETCH = threading.Thread(target=work, name="chapter-prefetch", daemon=True)
     _PREFETCH.start()
+
+
+def timings() -> list[tuple[str, str, float]]:
+    """(runner, chapter, wall seconds) of every chapter executed this session, in execution order."""
+    return [(runner.name, stem, sec) for runner in RUNNERS.values() for stem, sec in runner.seconds.items()]
 
 
 def cleanup(keep: bool) -> None:

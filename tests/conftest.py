@@ -64,6 +64,17 @@ def pytest_collection_finish(session):
         _chapter_runs.start_prefetch(session.items)
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Wall time of each FAST chapter execution: they run beside the unit tests (a background
+    thread), so --durations shows only how long a chapter test waited, not what the chapter cost."""
+    rows = _chapter_runs.timings()
+    if rows:
+        terminalreporter.section("chapter executions (wall s)")
+        for runner, stem, sec in rows:
+            terminalreporter.write_line(f"{sec:8.1f}  {runner}: {stem}")
+        terminalreporter.write_line(f"{sum(sec for *_, sec in rows):8.1f}  in all")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Stop the chapter prefetch; keep its notebooks only when something failed (for inspection)."""
     _chapter_runs.cleanup(keep=exitstatus != 0)
