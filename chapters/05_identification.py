@@ -251,8 +251,8 @@ glue("direction_all", f"{direction['all']:.2f}", display=False)
 direction.round(3).to_frame("fraction right").T
 
 # %% [markdown]
-# The sign of the change is right for {glue:text}`direction_all` of the modulated channels (chance
-# 0.5).
+# The sign of the change is right for {glue:text}`direction_all` of the modulated channels (a guess
+# is right one time in two).
 
 # %% [markdown]
 # ## Calibration
