@@ -178,7 +178,8 @@ def start_prefetch(items) -> None:
 
 
 def timings() -> list[tuple[str, str, float]]:
-    """(runner, chapter, wall seconds) of every chapter executed this session, in execution order."""
+    """(runner, chapter, wall seconds) of every chapter executed this session: runner by runner, each
+    runner's chapters in the order they finished."""
     return [(runner.name, stem, sec) for runner in RUNNERS.values() for stem, sec in runner.seconds.items()]
 
 
