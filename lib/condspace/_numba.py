@@ -13,8 +13,9 @@ written (atomically, named by its hash) under :func:`cache_dir`; a second proces
 generates the same source imports the same file and loads the machine code instead of compiling.
 
 Noise is drawn by :class:`condspace._results._Noise` on the host, the very streams the NumPy
-engine uses, and handed to the kernel block by block: a neuron's noise depends only on the seed
-and its index, never on the number of threads or the chunking.
+engine uses, filtered by the module's compiled filter (the arithmetic of ``scipy.signal.sosfilt``)
+and handed to the kernel block by block: a neuron's noise depends only on the seed and its index,
+never on the number of threads or the chunking.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from condspace._codegen import NUMBA_KERNELS, NumbaSource, generate_numba
+from condspace._codegen import NUMBA_KERNELS, NUMBA_NOISE, NumbaSource, generate_numba
 from condspace._engine import SPIKE_REARM
 from condspace._results import _split_spikes
 from condspace.channels import CellType
@@ -122,6 +123,45 @@ def kernel(src: NumbaSource, threads: int) -> Any:
     return getattr(mod, NUMBA_KERNELS[1] if threads > 1 else NUMBA_KERNELS[0])
 
 
+def noise_filter(src: NumbaSource, threads: int) -> Any:
+    """The compiled noise filter of the kernel's module (serial for one thread, as :func:`kernel`)."""
+    if threads > 1:
+        _fork_safe_threads()
+    return getattr(_module(src.source), NUMBA_NOISE[1] if threads > 1 else NUMBA_NOISE[0])
+
+
+class _NoiseBlocks:
+    """A chunk's noise current, block by block, in the (neurons, steps) layout the kernel reads.
+
+    The white draws come from :meth:`_Noise.white_groups` (the generators filled in parallel
+    threads) and are filtered and scaled by the module's compiled filter, which repeats
+    ``scipy.signal.sosfilt``'s arithmetic: the same values :meth:`_Noise.block` gives the NumPy
+    engine, without SciPy's transposed copies (measured: the host-side noise took as long as the
+    kernel for a noisy STG population).
+    """
+
+    def __init__(self, src: NumbaSource, threads: int, noise: Any, m: int) -> None:
+        self.noise, self.threads, self.m = noise, threads, m
+        self.filter = noise_filter(src, threads)
+        n = noise.n
+        none = noise.sos is None
+        self.sos = np.zeros((1, 6)) if none else np.ascontiguousarray(noise.sos, dtype=np.float64)
+        self.n_sos = 0 if none else int(self.sos.shape[0])
+        self.zi = np.zeros((n, 1, 2)) if none else noise.zi_rows
+        self.scale = np.ascontiguousarray(np.broadcast_to(np.asarray(noise.scale, dtype=np.float64), (n,)))
+        self.out = np.zeros((m, 0))
+        self.white = None
+
+    def next(self, steps: int) -> np.ndarray:
+        """(m, steps) noise current of the next block (µA/cm²); rows past the chunk's neurons are 0."""
+        if self.out.shape[1] != steps:  # reused between blocks: padding rows stay 0
+            self.out = np.zeros((self.m, steps))
+        self.white = white = self.noise.white_groups(steps, self.threads, self.white)
+        self.filter(white, self.noise.group_of, self.noise.column_of, self.sos, self.n_sos, self.zi,
+                    self.scale, self.out)
+        return self.out
+
+
 def _fork_safe_threads() -> None:
     """Run the threaded kernel on Numba's own work queue, not GNU OpenMP (unless the user chose).
 
@@ -204,14 +244,12 @@ def run_chunk(src: NumbaSource, threads: int, g: np.ndarray, cur: np.ndarray, n_
     spk_t = np.empty((m, cap))
     spk_n = np.zeros(m, dtype=np.int64)
     no_noise = np.zeros((1, 1))
+    blocks = _NoiseBlocks(src, threads, noise, m) if noise is not None else None
     hits_i, hits_t = [], []
     k = 0
     while k < n_steps:
         steps = min(steps_per, n_steps - k)
-        block = no_noise
-        if noise is not None:
-            block = np.zeros((m, steps))
-            block[:n] = noise.block(steps).T
+        block = no_noise if blocks is None else blocks.next(steps)
         snapshot = {key: arr.copy() for key, arr in state.items()}
         while True:
             fn(steps, k, n_steps, check_every, float(transient), src.dt, src.neg_dt, src.v_rate, src.ca_decay,

@@ -78,6 +78,45 @@ class _Noise:
                          np.random.default_rng([entropy, g])) for g in range(g0, g1 + 1)]
         self.offsets = [max(0, start - g * NOISE_GROUP) for g in range(g0, g1 + 1)]
         self.n = n
+        # Where neuron i of the chunk reads its stream in white_groups(): (group, column).
+        self.group_of = (start + np.arange(n)) // NOISE_GROUP - g0
+        self.column_of = (start + np.arange(n)) % NOISE_GROUP
+        self.zi_rows = None if self.sos is None else np.zeros((n, self.sos.shape[0], 2))
+
+    def white_groups(self, steps: int, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+        """The next ``steps`` white draws of every stream of the chunk, before filtering and scaling.
+
+        The very draws :meth:`block` makes (each group's generator fills ``(steps, NOISE_GROUP)``
+        in the same order), so a chunk must use one of the two methods only. Used by the compiled
+        engine, which filters and scales them in compiled code (``noise_block`` of the generated
+        module, the arithmetic of ``scipy.signal.sosfilt``), instead of SciPy's filter on a
+        transposed copy.
+
+        Args:
+            steps: Time steps.
+            threads: Generators filled at once (NumPy's generators release the GIL).
+            out: A (n_groups, steps, NOISE_GROUP) float64 array to fill (reused between blocks), or None.
+
+        Returns:
+            (n_groups, steps, NOISE_GROUP) float64; neuron i of the chunk reads
+            ``[group_of[i], :, column_of[i]]``.
+        """
+        shape = (len(self.streams), steps, NOISE_GROUP)
+        if out is None or out.shape != shape:
+            out = np.empty(shape)
+
+        def fill(k: int) -> None:
+            self.streams[k][2].standard_normal(out=out[k])
+
+        if threads > 1 and len(self.streams) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            with ThreadPoolExecutor(min(threads, len(self.streams))) as pool:
+                list(pool.map(fill, range(len(self.streams))))
+        else:
+            for k in range(len(self.streams)):
+                fill(k)
+        return out
 
     def block(self, steps: int) -> np.ndarray:
         """The next ``steps`` time steps of current: shape (steps, n), µA/cm²."""

@@ -33,8 +33,15 @@ Voltages in mV, times in ms, [Ca] in µM, conductances in mS/cm², currents in �
 """
 
 from condspace._codegen.c_source import KERNEL_PARAMS, KernelSource, generate
-from condspace._codegen.numba_source import NUMBA_GROUP, NUMBA_KERNELS, NUMBA_PARAMS, NumbaSource, generate_numba
+from condspace._codegen.numba_source import (
+    NUMBA_GROUP,
+    NUMBA_KERNELS,
+    NUMBA_NOISE,
+    NUMBA_PARAMS,
+    NumbaSource,
+    generate_numba,
+)
 from condspace._codegen.trace import KERNEL_NAME, SYMXP, SYMXP_PY, Sym, SymXP, literal, trace
 
-__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_PARAMS", "SYMXP", "SYMXP_PY",
+__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_NOISE", "NUMBA_PARAMS", "SYMXP", "SYMXP_PY",
            "KernelSource", "NumbaSource", "Sym", "SymXP", "generate", "generate_numba", "literal", "trace"]

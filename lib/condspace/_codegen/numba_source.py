@@ -51,6 +51,35 @@ NUMBA_PARAMS: tuple[str, ...] = (
 NUMBA_KERNELS = ("advance_serial", "advance_parallel")
 """The two entry points of a generated module: the same loop compiled without and with threads."""
 
+NUMBA_NOISE = ("noise_serial", "noise_parallel")
+"""The noise filter of a generated module, without and with threads (see :data:`_NOISE_BODY`)."""
+
+_NOISE_BODY = '''
+
+@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
+def {name}(white, group_of, column_of, sos, n_sos, zi, scale, out):
+    # The noise current of one block: each neuron's white draws (white[group_of[i], :, column_of[i]])
+    # through the low-pass filter's second-order sections, then scaled, into out[i, :] (µA/cm²).
+    # The arithmetic of scipy.signal.sosfilt (direct form II transposed, same operand order, no
+    # fused multiply-add), so that the NumPy engine's noise (_Noise.block) is reproduced exactly.
+    # Neurons in tiles of 8, stepped together: each neuron's filter is a serial recurrence, so
+    # interleaving independent ones hides its latency, and a tile's draws share cache lines.
+    n = zi.shape[0]
+    for tile in numba.prange((n + 7) // 8):
+        lo = tile * 8
+        hi = min(lo + 8, n)
+        for s in range(white.shape[1]):
+            for i in range(lo, hi):
+                x_cur = white[group_of[i], s, column_of[i]]
+                for q in range(n_sos):
+                    x_new = sos[q, 0] * x_cur + zi[i, q, 0]
+                    zi[i, q, 0] = sos[q, 1] * x_cur - sos[q, 4] * x_new + zi[i, q, 1]
+                    zi[i, q, 1] = sos[q, 2] * x_cur - sos[q, 5] * x_new
+                    x_cur = x_new
+                out[i, s] = x_cur * scale[i]
+'''
+"""Source of the generated noise filter (formatted with ``name`` and ``flags``)."""
+
 NUMBA_GROUP = 1
 """Neurons advanced side by side in one loop iteration of the Numba kernel (the launcher pads a
 chunk to a multiple). Interleaving independent neurons lets an out-of-order CPU overlap their
@@ -280,6 +309,8 @@ def {name}({", ".join(NUMBA_PARAMS)}):
     for grp in numba.prange(n // {group_size}):
 {_indent(group, 8)}
 """)
+    for name, parallel in zip(NUMBA_NOISE, (False, True), strict=True):
+        src.append(_NOISE_BODY.format(name=name, flags="parallel=True, " if parallel else ""))
     table = np.ascontiguousarray(eng.table.T) if method == "table" else np.zeros((1, 1))
     return NumbaSource(
         source="".join(src), method=method, **layout_fields(cell, init, dt, n_x, n_p), table=table,
