@@ -30,8 +30,9 @@ def _numpy_rounds_like_libm() -> None:
     if "numpy" in sys.modules:
         raise RuntimeError("tests/conftest.py: NumPy was imported before the test setup could choose its exp; "
                            "set NPY_DISABLE_CPU_FEATURES yourself (see _numpy_rounds_like_libm)")
-    probe = ("try:\n from numpy._core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f\n"
-             "except ImportError:\n from numpy.core._multiarray_umath import __cpu_dispatch__ as d, __cpu_features__ as f\n"
+    names = "__cpu_dispatch__ as d, __cpu_features__ as f"
+    probe = (f"try:\n from numpy._core._multiarray_umath import {names}\n"
+             f"except ImportError:\n from numpy.core._multiarray_umath import {names}\n"
              "print(' '.join(x for x in d if f.get(x) and (x.startswith('AVX512') or x == 'X86_V4')))")
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     os.environ["NPY_DISABLE_CPU_FEATURES"] = found

@@ -43,5 +43,5 @@ from condspace._codegen.numba_source import (
 )
 from condspace._codegen.trace import KERNEL_NAME, SYMXP, SYMXP_PY, Sym, SymXP, literal, trace
 
-__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_NOISE", "NUMBA_PARAMS", "SYMXP", "SYMXP_PY",
-           "KernelSource", "NumbaSource", "Sym", "SymXP", "generate", "generate_numba", "literal", "trace"]
+__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_NOISE", "NUMBA_PARAMS", "SYMXP",
+           "SYMXP_PY", "KernelSource", "NumbaSource", "Sym", "SymXP", "generate", "generate_numba", "literal", "trace"]
