@@ -12,7 +12,10 @@ then the DA cell at its own dt (0.025 ms). Before that, the first compilation of
 engine's kernels (into an empty, temporary disk cache) and the cost of loading them from that
 cache in a fresh process are timed.
 
-Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000]
+``--groups 1 2 4`` adds the compiled engine on one thread with neurons interleaved by each group
+size (:data:`condspace._numba.GROUP_SIZE`; the default is :data:`condspace._codegen.NUMBA_GROUP`).
+
+Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000] [--groups 1 2]
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 
 from _populations import stg_box_population
 
-from condspace import cells, inference, simulate
+from condspace import _numba, cells, inference, simulate
 
 
 def measure(fn) -> tuple[float, float]:
@@ -84,6 +87,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="STG population sizes")
     ap.add_argument("--da-size", type=int, default=1000, help="DA population size (0: skip DA)")
     ap.add_argument("--no-compile", action="store_true", help="skip timing the first compilation")
+    ap.add_argument("--groups", type=int, nargs="*", default=[],
+                    help="also time the compiled engine on 1 thread with neurons interleaved by each of these "
+                         f"group sizes (default of the engine: {_numba.GROUP_SIZE})")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"# condspace CPU engines: float64, method=table, t_bio={args.t_bio} ms, {cores} cores, "
@@ -111,16 +117,26 @@ def main() -> None:
                 name, g, t_max=args.t_bio, transient=0.0, dt=dt, progress=False, **kw))
             base = base or bio / cpu
             rows.append((f"{name} dt={dt} N={n}: {label}", bio / cpu, bio / wall, (bio / cpu) / base))
+        for size in args.groups:
+            default, _numba.GROUP_SIZE = _numba.GROUP_SIZE, size
+            try:
+                simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numba", workers=1, progress=False)
+                cpu, wall = measure(lambda g=g, name=name, dt=dt: simulate(
+                    name, g, t_max=args.t_bio, transient=0.0, dt=dt, engine="numba", workers=1, progress=False))
+            finally:
+                _numba.GROUP_SIZE = default
+            rows.append((f"{name} dt={dt} N={n}: compiled, 1 thread, group {size}", bio / cpu, bio / wall,
+                         (bio / cpu) / base))
         if name == "stg":
             out = brian2_row(n, args.t_bio)
             if isinstance(out, str):
                 notes.append(out)
             else:
                 rows.append(out)
-    print(f"| {'run':44s} | neuron-s / CPU-s | neuron-s / wall-s | × NumPy |")
-    print(f"|{'-' * 46}|------------------|-------------------|---------|")
+    print(f"| {'run':50s} | neuron-s / CPU-s | neuron-s / wall-s | × NumPy |")
+    print(f"|{'-' * 52}|------------------|-------------------|---------|")
     for label, per_cpu, per_wall, ratio in rows:
-        print(f"| {label:44s} | {per_cpu:16.0f} | {per_wall:17.0f} | {ratio:7.1f} |")
+        print(f"| {label:50s} | {per_cpu:16.0f} | {per_wall:17.0f} | {ratio:7.1f} |")
     for note in sorted(set(notes)):
         print(f"# {note}")
 

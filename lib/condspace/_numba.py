@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from condspace._codegen import NUMBA_KERNELS, NUMBA_NOISE, NumbaSource, generate_numba
+from condspace._codegen import NUMBA_GROUP, NUMBA_KERNELS, NUMBA_NOISE, NumbaSource, generate_numba
 from condspace._engine import SPIKE_REARM
 from condspace._results import _split_spikes
 from condspace.channels import CellType
@@ -44,6 +44,10 @@ SPIKE_BUFFER_HZ = 100.0
 """Initial per-neuron spike buffer of a launch as a rate (Hz); a launch that needs more is rerun."""
 SPIKE_BUFFER_MIN = 8
 """Smallest per-neuron spike buffer (entries)."""
+
+GROUP_SIZE = NUMBA_GROUP
+"""Neurons interleaved per loop iteration of the kernels this process generates (results do not
+depend on it; ``benchmarks/simulate.py --groups`` compares values)."""
 
 _SOURCES: dict[tuple, tuple[CellType, NumbaSource]] = {}
 _MODULES: dict[str, Any] = {}
@@ -76,11 +80,11 @@ def cache_dir() -> Path:
 
 
 def kernel_source(cell: CellType, dt: float, method: str) -> NumbaSource:
-    """The generated source for (cell, dt, method), cached in this process."""
-    key = (id(cell), float(dt), method)
+    """The generated source for (cell, dt, method), cached in this process (interleaved by GROUP_SIZE)."""
+    key = (id(cell), float(dt), method, GROUP_SIZE)
     hit = _SOURCES.get(key)
     if hit is None or hit[0] is not cell:  # `is`: an id can be reused after garbage collection
-        hit = (cell, generate_numba(cell, dt, method))
+        hit = (cell, generate_numba(cell, dt, method, group_size=GROUP_SIZE))
         _SOURCES[key] = hit
     return hit[1]
 

@@ -80,11 +80,16 @@ def {name}(white, group_of, column_of, sos, n_sos, zi, scale, out):
 '''
 """Source of the generated noise filter (formatted with ``name`` and ``flags``)."""
 
-NUMBA_GROUP = 1
+NUMBA_GROUP = 2
 """Neurons advanced side by side in one loop iteration of the Numba kernel (the launcher pads a
 chunk to a multiple). Interleaving independent neurons lets an out-of-order CPU overlap their
-chains of dependent operations; measured on a 2-core AMD EPYC (STG, table), 2 and 4 were no
-faster than 1 and cost 3× the compile time, so the default is 1."""
+chains of dependent operations (each step of one neuron is a serial chain through two calls of
+libm's exp). Measured on an idle 2-core AMD EPYC with AVX-512 (one thread, table method, the
+generated kernel timed alone, three alternating runs; /work-style study, not a benchmark script):
+STG 1,140 → 1,450 neuron-s per CPU-s with 2, no better with 4; DA 654 → 850–920. The first
+compilation of a cell's two kernels takes about twice as long (STG 5 s → 10 s), once per machine
+(cached on disk). Results do not depend on it: each neuron's arithmetic is its own. An earlier
+measurement on a 2-core AMD EPYC without AVX-512 found 2 and 4 no faster than 1."""
 
 _PER_NEURON = re.compile(r"\b(v|ca|u|j|f|v_old|drive|drive_base|gl|arm|good|slot|count|"
                          r"t|A|M|r|i|scratch|work|x\d+|p\d+|gb\d+|t_\w+)\b")
