@@ -88,9 +88,9 @@ class _Noise:
 
         The very draws :meth:`block` makes (each group's generator fills ``(steps, NOISE_GROUP)``
         in the same order), so a chunk must use one of the two methods only. Used by the compiled
-        engine, which filters and scales them in compiled code (``noise_block`` of the generated
-        module, the arithmetic of ``scipy.signal.sosfilt``), instead of SciPy's filter on a
-        transposed copy.
+        engine, which filters and scales them in compiled code (``noise_serial``/``noise_parallel``
+        of the generated module, the arithmetic of ``scipy.signal.sosfilt``), instead of SciPy's
+        filter on a transposed copy.
 
         Args:
             steps: Time steps.

@@ -84,9 +84,9 @@ NUMBA_GROUP = 2
 """Neurons advanced side by side in one loop iteration of the Numba kernel (the launcher pads a
 chunk to a multiple). Interleaving independent neurons lets an out-of-order CPU overlap their
 chains of dependent operations (each step of one neuron is a serial chain through two calls of
-libm's exp). Measured on an idle 2-core AMD EPYC with AVX-512 (one thread, table method, the
-generated kernel timed alone, three alternating runs; /work-style study, not a benchmark script):
-STG 1,140 → 1,450 neuron-s per CPU-s with 2, no better with 4; DA 654 → 850–920. The first
+libm's exp). Measured with ``benchmarks/simulate.py --groups 1 2 4`` on an idle 2-core AMD EPYC
+with AVX-512 (one thread, table method, two runs): STG at N = 10,000 931–947 neuron-s per CPU-s with
+1, 1,120–1,364 with 2, 990 with 4; DA at N = 1,000 621–681 with 1, 744–948 with 2. The first
 compilation of a cell's two kernels takes about twice as long (STG 5 s → 10 s), once per machine
 (cached on disk). Results do not depend on it: each neuron's arithmetic is its own. An earlier
 measurement on a 2-core AMD EPYC without AVX-512 found 2 and 4 no faster than 1."""
