@@ -15,7 +15,12 @@ cache in a fresh process are timed.
 ``--groups 1 2 4`` adds the compiled engine on one thread with neurons interleaved by each group
 size (:data:`condspace._numba.GROUP_SIZE`; the default is :data:`condspace._codegen.NUMBA_GROUP`).
 
+Every configuration of a population is timed ``--rounds`` times (default 3) in round-robin order, and
+the table gives the medians (the ratio column: median against the NumPy engine's median), so that a
+slow spell of a shared machine does not land on one configuration alone.
+
 Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000] [--groups 1 2]
+       [--rounds 3]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -81,19 +87,33 @@ def brian2_row(n: int, t_bio: float) -> tuple | str:
     return "Brian2 row skipped: brian2 is installed, but no STG model for it ships with this benchmark yet"
 
 
+def run_config(name: str, g, t_bio: float, dt: float, kw: dict, group: int | None) -> None:
+    """One timed simulation; ``group`` (compiled engine only) sets the neurons interleaved per iteration."""
+    default = _numba.GROUP_SIZE
+    if group is not None:
+        _numba.GROUP_SIZE = group
+    try:
+        simulate(name, g, t_max=t_bio, transient=0.0, dt=dt, progress=False, **kw)
+    finally:
+        _numba.GROUP_SIZE = default
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--t-bio", type=float, default=250.0, help="biological time per run (ms)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000], help="STG population sizes")
     ap.add_argument("--da-size", type=int, default=1000, help="DA population size (0: skip DA)")
     ap.add_argument("--no-compile", action="store_true", help="skip timing the first compilation")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="round-robin rounds over the configurations; the table gives medians (default 3)")
     ap.add_argument("--groups", type=int, nargs="*", default=[],
                     help="also time the compiled engine on 1 thread with neurons interleaved by each of these "
                          f"group sizes (default of the engine: {_numba.GROUP_SIZE})")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"# condspace CPU engines: float64, method=table, t_bio={args.t_bio} ms, {cores} cores, "
-          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}")
+          f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}; "
+          f"medians of {args.rounds} round-robin rounds")
     if not args.no_compile:
         for line in compile_costs():
             print(f"# {line}")
@@ -105,28 +125,26 @@ def main() -> None:
         runs.append(("da", args.da_size, inference.conductances(da, prior, prior.sample(args.da_size, seed=0))))
     for name, n, g in runs:
         dt = float(cells.get(name).protocol.get("dt", 0.05))
-        simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numpy", progress=False)  # tables, imports
-        for w in (1, 2):
-            simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numba", workers=w, progress=False)
+        configs = [("NumPy engine", {"engine": "numpy", "workers": 1}, None),
+                   ("compiled, 1 thread", {"engine": "numba", "workers": 1}, None),
+                   ("compiled, 2 threads", {"engine": "numba", "workers": 2}, None)]
+        configs += [(f"compiled, 1 thread, group {k}", {"engine": "numba", "workers": 1}, k) for k in args.groups]
+        for _, kw, group in configs:  # rate tables, imports, kernels compiled (or loaded) before timing
+            run_config(name, g[:8], 5.0, dt, kw, group)
         bio = n * args.t_bio / 1000.0
-        base = None
-        for label, kw in (("NumPy engine", {"engine": "numpy", "workers": 1}),
-                          ("compiled, 1 thread", {"engine": "numba", "workers": 1}),
-                          ("compiled, 2 threads", {"engine": "numba", "workers": 2})):
-            cpu, wall = measure(lambda kw=kw, g=g, name=name, dt=dt: simulate(
-                name, g, t_max=args.t_bio, transient=0.0, dt=dt, progress=False, **kw))
-            base = base or bio / cpu
-            rows.append((f"{name} dt={dt} N={n}: {label}", bio / cpu, bio / wall, (bio / cpu) / base))
-        for size in args.groups:
-            default, _numba.GROUP_SIZE = _numba.GROUP_SIZE, size
-            try:
-                simulate(name, g[:8], t_max=5.0, transient=0.0, dt=dt, engine="numba", workers=1, progress=False)
-                cpu, wall = measure(lambda g=g, name=name, dt=dt: simulate(
-                    name, g, t_max=args.t_bio, transient=0.0, dt=dt, engine="numba", workers=1, progress=False))
-            finally:
-                _numba.GROUP_SIZE = default
-            rows.append((f"{name} dt={dt} N={n}: compiled, 1 thread, group {size}", bio / cpu, bio / wall,
-                         (bio / cpu) / base))
+        per_cpu = {label: [] for label, _, _ in configs}
+        per_wall = {label: [] for label, _, _ in configs}
+        for _ in range(args.rounds):  # round-robin: a slow spell of the machine hits every configuration
+            for label, kw, group in configs:
+                cpu, wall = measure(lambda kw=kw, group=group, g=g, name=name, dt=dt: run_config(
+                    name, g, args.t_bio, dt, kw, group))
+                per_cpu[label].append(bio / cpu)
+                per_wall[label].append(bio / wall)
+        base = statistics.median(per_cpu["NumPy engine"])
+        for label, _, _ in configs:
+            cpu_rate = statistics.median(per_cpu[label])
+            rows.append((f"{name} dt={dt} N={n}: {label}", cpu_rate, statistics.median(per_wall[label]),
+                         cpu_rate / base))
         if name == "stg":
             out = brian2_row(n, args.t_bio)
             if isinstance(out, str):
