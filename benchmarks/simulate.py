@@ -110,6 +110,8 @@ def main() -> None:
                     help="also time the compiled engine on 1 thread with neurons interleaved by each of these "
                          f"group sizes (default of the engine: {_numba.GROUP_SIZE})")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     print(f"# condspace CPU engines: float64, method=table, t_bio={args.t_bio} ms, {cores} cores, "
           f"{platform.processor() or platform.machine()}, load average {os.getloadavg()[0]:.1f}; "
@@ -153,8 +155,8 @@ def main() -> None:
                 rows.append(out)
     print(f"| {'run':50s} | neuron-s / CPU-s | neuron-s / wall-s | × NumPy |")
     print(f"|{'-' * 52}|------------------|-------------------|---------|")
-    for label, per_cpu, per_wall, ratio in rows:
-        print(f"| {label:50s} | {per_cpu:16.0f} | {per_wall:17.0f} | {ratio:7.1f} |")
+    for label, cpu_rate, wall_rate, ratio in rows:
+        print(f"| {label:50s} | {cpu_rate:16.0f} | {wall_rate:17.0f} | {ratio:7.1f} |")
     for note in sorted(set(notes)):
         print(f"# {note}")
 
