@@ -151,7 +151,7 @@ class _NoiseBlocks:
         none = noise.sos is None
         self.sos = np.zeros((1, 6)) if none else np.ascontiguousarray(noise.sos, dtype=np.float64)
         self.n_sos = 0 if none else int(self.sos.shape[0])
-        self.zi = np.zeros((n, 1, 2)) if none else noise.zi_rows
+        self.zi = np.zeros((n, max(self.n_sos, 1), 2))  # each neuron's filter state, carried between blocks
         self.scale = np.ascontiguousarray(np.broadcast_to(np.asarray(noise.scale, dtype=np.float64), (n,)))
         self.out = np.zeros((m, 0))
         self.white = None

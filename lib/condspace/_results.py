@@ -81,7 +81,6 @@ class _Noise:
         # Where neuron i of the chunk reads its stream in white_groups(): (group, column).
         self.group_of = (start + np.arange(n)) // NOISE_GROUP - g0
         self.column_of = (start + np.arange(n)) % NOISE_GROUP
-        self.zi_rows = None if self.sos is None else np.zeros((n, self.sos.shape[0], 2))
 
     def white_groups(self, steps: int, threads: int = 1, out: np.ndarray | None = None) -> np.ndarray:
         """The next ``steps`` white draws of every stream of the chunk, before filtering and scaling.
