@@ -88,6 +88,13 @@ def load_recordings(folder: Path) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
         missing = sorted(set(truth.index) ^ set(trains))[:5]
         raise ValueError(f"{folder}: recordings and truth list different IDs (e.g. {missing}); regenerate them with "
                          "tools/make_misspecified_recordings.py")
+    # The true p_missed of a recording, for a posterior that infers it: the share of its fired spikes
+    # that were deleted (0 except for the "missed" rows).
+    if {"n_spikes", "spikes_dropped"} <= set(truth.columns):
+        fired = truth["n_spikes"] + truth["spikes_dropped"]
+        truth[inference.MISSED_NAME] = np.where(fired > 0, truth["spikes_dropped"] / fired.where(fired > 0, 1), 0.0)
+    else:  # a truth file without the counts: the nominal fraction, if any
+        truth[inference.MISSED_NAME] = truth["missed_fraction"] if "missed_fraction" in truth else 0.0
     return {k: trains[k] for k in truth.index}, truth
 
 

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 import sbi
 import torch
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 import condspace
@@ -144,9 +144,21 @@ show("shown_s", f"{shown_ms / 1000:g}")
 # filtered noise current (`noise_std`, its standard deviation after filtering, µA/cm²) is inferred
 # too, uniform from 0 (a clean recording) to the cell's declared `noise_prior`: every training
 # simulation gets its own noise strength, and one posterior serves clean and noisy recordings.
+#
+# **Missed spikes.** {glue:text}`missed_sentence`
 
 # %%
 prior = inference.make_prior(cell)
+if prior.has_missed:
+    show("missed_sentence", "A spike detector misses spikes, and a tonic train with a few of them missing has a "
+         "few doubled intervals: a CV that neither a regular nor a noisy neuron makes. This cell type declares "
+         f"`missed_prior` = {cell.missed_prior:g}, so the probability that the detector missed a spike (`p_missed`) "
+         f"is inferred as well, uniform on [0, {cell.missed_prior:g}]: each training simulation's spikes are "
+         "dropped independently with its own probability before its features are computed, and the predictive "
+         "checks below do the same with each sample's inferred probability.")
+else:
+    show("missed_sentence", "This cell type declares no `missed_prior`, so spike detection is taken as perfect "
+         "and nothing about it is inferred.")
 released = {n: cell.inferred_fixed[n] for n in prior.names if n in cell.inferred_fixed}
 held = [n for n in cell.fixed if n not in prior.names]
 published = {n: [ex[n] for ex in cell.examples.values()] for n in released}
@@ -159,7 +171,8 @@ show("fixed_sentence", " ".join(
     + ([f"Fixed conductances ({', '.join(held)}) are not inferred."] if held else [])
     + ([] if released or held else ["Every conductance of this cell is inferred."])))
 pd.DataFrame({"low": prior.low, "high": prior.high,
-              "unit": ["µA/cm²" if n == inference.NOISE_NAME else "mS/cm²" for n in prior.names]},
+              "unit": [{inference.NOISE_NAME: "µA/cm²", inference.MISSED_NAME: "1"}.get(n, "mS/cm²")
+                       for n in prior.names]},
              index=list(prior.names)).T
 
 # %% [markdown]
@@ -317,7 +330,7 @@ pd.DataFrame(below, index=known).T.round(2)
 # %% [markdown]
 # ### How noisy is each recording?
 #
-# The last parameter of every sample is the noise strength the posterior infers: its median and
+# After the conductances, every sample holds the noise strength the posterior infers: its median and
 # the interval between its percentiles `q05` and `q95`, against the noise each recording was made
 # with where that is known.
 
@@ -347,6 +360,24 @@ noise_table.round(2)
 
 # %% [markdown]
 # {glue:text}`noise_sentence`
+#
+# {glue:text}`missed_table_sentence`
+
+# %%
+if prior.has_missed:
+    missed_table = pd.DataFrame({k: post.missed_summary(samples[k]) for k in trains}).T[["median", "q05", "q95"]]
+    missed_table.insert(0, "true p_missed", truth.loc[missed_table.index, "p_missed"] if "p_missed" in truth
+                        else np.nan)
+    show("missed_table_sentence", "The probability of a missed spike the posterior infers for each recording "
+         "(median and 90 % interval) is in the table below" + (
+             ("; the ground truth gives no `p_missed`, so it stands alone" + (
+                 " (these demonstration recordings were made by this book's simulator, whose spike detector misses "
+                 "nothing: their true value is 0)" if RECORDINGS is None else "") + ".")
+             if missed_table["true p_missed"].isna().all() else ", beside the true one.")
+         + f" Their medians run from {missed_table['median'].min():.3f} to {missed_table['median'].max():.3f}.")
+    display(missed_table.round(3))
+else:
+    show("missed_table_sentence", "This cell type's posterior takes detection as perfect (no `missed_prior`).")
 
 # %% [markdown]
 # ## Posterior predictive traces

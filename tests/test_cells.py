@@ -207,6 +207,9 @@ def test_omitted_fields_get_documented_defaults():
     ({"noise_prior": -1.0}, "noise_prior must be a finite number ≥ 0"),
     ({"noise_prior": float("nan")}, "noise_prior must be a finite number ≥ 0"),
     ({"noise_prior": "5"}, "noise_prior must be a finite number ≥ 0"),
+    ({"missed_prior": 1.0}, "missed_prior must be a number in \\[0, 1\\)"),
+    ({"missed_prior": -0.1}, "missed_prior must be a number in \\[0, 1\\)"),
+    ({"missed_prior": float("nan")}, "missed_prior must be a number in \\[0, 1\\)"),
     ({"behaviours": (Behaviour("x", "nope", 0.0, "silent", "s"),)}, "unknown example 'nope'"),
     ({"behaviours": ("silent",)}, "must be Behaviour objects"),
 ])

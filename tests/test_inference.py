@@ -48,12 +48,14 @@ def bursts(n: int, spikes: int, isi: float, period: float, start: float = 3000.0
 def test_prior_contains_every_published_example(name):
     cell = cells.get(name)
     prior = inference.make_prior(cell)
-    assert prior.conductance_names == cell.inferred_names and prior.names == (*cell.inferred_names, "noise_std")
+    recording = ("noise_std",) + (("p_missed",) if cell.missed_prior else ())  # the STG declares missed spikes
+    assert prior.conductance_names == cell.inferred_names and prior.names == (*cell.inferred_names, *recording)
     for label, g in cell.examples.items():
-        theta = np.array([g[n] for n in prior.conductance_names] + [0.1])
+        theta = np.array([g[n] for n in prior.conductance_names] + [0.1] + [0.0] * (len(recording) - 1))
         assert prior.contains(theta)[0], f"{name} {label} outside the prior"
+    noise_max = prior.high[prior.names.index("noise_std")]
     for ident, (_, noise, _) in cell.recordings.items():  # every declared recording's noise is inside too
-        assert 0 <= noise < prior.high[-1], f"{ident}: noise {noise} outside [0, {prior.high[-1]}]"
+        assert 0 <= noise < noise_max, f"{ident}: noise {noise} outside [0, {noise_max}]"
 
 
 def test_prior_stg_widening_and_da_inferred_nmda():
@@ -80,7 +82,7 @@ def test_prior_torch_boxuniform_and_errors():
     prior = inference.make_prior("stg")
     box = prior.torch()
     s = box.sample((500,)).numpy()
-    assert s.shape == (500, 9) and prior.contains(s).all()
+    assert s.shape == (500, 10) and prior.contains(s).all()  # 8 conductances, noise_std, p_missed
     assert torch.isinf(box.log_prob(torch.as_tensor(prior.high * 1.01, dtype=torch.float32)))
     with pytest.raises(KeyError, match="g_NMDA"):
         inference.make_prior("stg", bounds={"g_NMDA": (0, 1)})
@@ -147,8 +149,8 @@ def test_feature_cloud_distance_inside_and_outside():
 def test_simulate_features_excludes_silent_and_counts_it():
     cell = cells.get("stg")
     prior = inference.make_prior(cell)
-    tonic = [cell.example("tonic spiking")[n] for n in prior.conductance_names] + [0.0]  # noise_std 0
-    silent = [0, 0, 0, 0, 0, 0, 0, 0.01, 0.0]  # leak only: rests at E_leak
+    tonic = [cell.example("tonic spiking")[n] for n in prior.conductance_names] + [0.0, 0.0]  # no noise, no misses
+    silent = [0, 0, 0, 0, 0, 0, 0, 0.01, 0.0, 0.0]  # leak only: rests at E_leak
     proto = inference.Protocol.for_cell(cell, t_max=2000.0, transient=1000.0)
     sim = inference.simulate_features(cell, prior, np.array([tonic, silent]), proto, progress=False)
     assert sim.labels.tolist() == ["spiking", "silent"]
@@ -575,9 +577,10 @@ def test_infer_command_end_to_end(tmp_path):
     assert entry["observed"]["label"] == "spiking" and entry["observed"]["rate_hz"] == pytest.approx(12.0, rel=0.01)
     assert entry["predictive"]["n_simulated"] == 5
     assert 0 <= entry["noise_std"]["q05"] <= entry["noise_std"]["median"] <= entry["noise_std"]["q95"] <= 10.0
+    assert 0 <= entry["p_missed"]["q05"] <= entry["p_missed"]["median"] <= entry["p_missed"]["q95"] <= 0.15
     post = pd.read_csv(out / "tonic_posterior.csv")
     assert list(post.columns) == list(cells.get("stg").conductance_names) and len(post) == 20
-    assert inference.make_prior("stg", noise=0).contains(post.to_numpy()).all()  # conductances only
+    assert inference.make_prior("stg", noise=0, missed=0).contains(post.to_numpy()).all()  # conductances only
     dic = pd.read_csv(out / "tonic_dics.csv")
     assert list(dic.columns) == ["V_th", "g_f", "g_s", "g_u"] and len(dic) == 20
     predictive = pd.read_csv(out / "tonic_predictive.csv")

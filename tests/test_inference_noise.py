@@ -31,7 +31,8 @@ def _train(example: str, sigma, seed: int = 4, protocol: inference.Protocol = SH
 @pytest.fixture(scope="module")
 def noise_posterior() -> inference.Posterior:
     ex = STG.examples[IRREGULAR[0]]
-    prior = inference.make_prior(STG, bounds={n: (0.8 * ex[n], 1.2 * ex[n]) for n in STG.inferred_names})
+    # the noise alone (missed=0): what the missed-spike model adds is tested in test_inference_missed.py
+    prior = inference.make_prior(STG, bounds={n: (0.8 * ex[n], 1.2 * ex[n]) for n in STG.inferred_names}, missed=0)
     ts = inference.training_set(STG, 1200, prior=prior, protocol=SHORT, seed=0, use_cache=False, progress=False)
     settings = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=80, batch_size=128,
                                            transform="logit", ensemble=1, class_restriction=False)
@@ -40,8 +41,8 @@ def noise_posterior() -> inference.Posterior:
 
 
 # ----- the prior -----------------------------------------------------------------------------------
-def test_noise_is_the_last_parameter_and_conductance_draws_do_not_move():
-    with_noise, without = inference.make_prior("stg"), inference.make_prior("stg", noise=0)
+def test_noise_follows_the_conductances_and_conductance_draws_do_not_move():
+    with_noise, without = inference.make_prior("stg", missed=0), inference.make_prior("stg", noise=0, missed=0)
     assert with_noise.names == (*without.names, "noise_std") and with_noise.has_noise and not without.has_noise
     assert (with_noise.low[-1], with_noise.high[-1]) == (0.0, STG.noise_prior)
     a, b = with_noise.sample(50, seed=3), without.sample(50, seed=3)
@@ -55,7 +56,7 @@ def test_noise_is_the_last_parameter_and_conductance_draws_do_not_move():
 def test_bad_noise_prior_and_protocol_conflict_are_refused():
     with pytest.raises(ValueError, match="noise: the largest noise strength must be a finite number"):
         inference.make_prior("stg", noise=-1.0)
-    with pytest.raises(ValueError, match="noise_std must be the last parameter"):
+    with pytest.raises(ValueError, match="noise_std and p_missed must follow the conductances"):
         inference.Prior(("noise_std", "g_Na"), np.zeros(2), np.ones(2))
     with pytest.raises(ValueError, match="lower bound must be ≥ 0"):
         inference.Prior(("g_Na", "noise_std"), np.array([0.0, -1.0]), np.ones(2))
@@ -67,7 +68,7 @@ def test_bad_noise_prior_and_protocol_conflict_are_refused():
 
 def test_training_simulations_use_each_rows_noise():
     """A row of θ is simulated with its own σ: the same as simulate() with that per-neuron σ."""
-    prior = inference.make_prior("stg")
+    prior = inference.make_prior("stg", missed=0)
     g = [STG.examples["DIC spiking"][n] for n in prior.conductance_names]
     theta = np.array([g + [0.0], g + [8.0]])
     proto = inference.Protocol.for_cell(STG, t_max=1500.0, transient=500.0)
@@ -134,7 +135,7 @@ def test_noise_strength_is_inferred_and_a_wrong_posterior_fails(noise_posterior)
     for train, theta in zip((clean, noisy), samples, strict=True):
         assert inference.predictive_check(noise_posterior, train, 40, samples=theta[:40], seed=2).fraction >= 0.8
     # wrong posteriors: draws from the whole STG prior, and samples of a bursting set (with noise)
-    wide = inference.make_prior("stg")
+    wide = inference.make_prior("stg", missed=0)
     prior_draws = wide.sample(40, seed=3)
     burster = np.tile([STG.examples["bursting"][n] for n in wide.conductance_names] + [0.1], (40, 1))
     burster[:, :-1] *= np.random.default_rng(4).uniform(0.95, 1.05, (40, len(wide.conductance_names)))

@@ -295,10 +295,11 @@ SHORT = inference.Protocol.for_cell("stg", t_max=1500.0, transient=500.0)  # a 1
 def small_stg(tmp_path_factory):
     """A deliberately small STG posterior (200 simulations, 5 epochs, small flows) and a tonic recording."""
     settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=5)
-    # Noise not inferred here (noise=0): a clean recording that this tiny posterior reproduces now and
-    # then, as the policy test needs; the CLI test below refines with the default, noisy prior.
+    # Neither noise nor misses inferred here (noise=0, missed=0): a clean recording that this tiny
+    # posterior reproduces now and then, as the policy test needs; the CLI test below refines with the
+    # default prior, which infers both.
     post, ts = inference.trained_posterior("stg", 200, settings=settings, protocol=SHORT, progress=False,
-                                           prior=inference.make_prior("stg", noise=0),
+                                           prior=inference.make_prior("stg", noise=0, missed=0),
                                            cache_dir=tmp_path_factory.mktemp("refine_cache"))
     cell = cells.get("stg")
     g = np.array([[cell.example("tonic spiking")[k] for k in cell.conductance_names]])

@@ -340,6 +340,11 @@ class CellType:
             (:func:`condspace.inference.make_prior`); 0: noise not inferred (noiseless training).
             *Derived* when ``None``: max(:data:`DEFAULT_NOISE_PRIOR`, :data:`NOISE_PRIOR_MARGIN` ×
             the loudest declared recording).
+        missed_prior: Upper bound of the uniform prior on ``p_missed``, the probability that the
+            spike detector misses a spike (each independently): the posterior infers it with the
+            conductances, and every training simulation loses its spikes at its own rate
+            (:func:`condspace.inference.make_prior`). 0 (default): detection is taken as perfect
+            and nothing is inferred. Below 1.
     """
 
     name: str
@@ -364,6 +369,7 @@ class CellType:
     recordings: dict[str, tuple[str, float, int]] | None = None
     behaviours: tuple[Behaviour, ...] = ()
     noise_prior: float | None = None
+    missed_prior: float = 0.0
 
     def __post_init__(self) -> None:
         _set = object.__setattr__  # frozen: derived defaults are filled in once, here
@@ -407,6 +413,11 @@ class CellType:
             raise ValueError(f"cell {self.name!r}: noise_prior must be a finite number ≥ 0 (µA/cm², the largest "
                              f"noise strength the prior allows; 0 = not inferred), got {noise_max!r}")
         _set(self, "noise_prior", float(noise_max))
+        missed = self.missed_prior
+        if isinstance(missed, bool) or not isinstance(missed, int | float) or not 0 <= missed < 1:
+            raise ValueError(f"cell {self.name!r}: missed_prior must be a number in [0, 1) (the largest probability "
+                             f"of missing a spike the prior allows; 0 = perfect detection), got {missed!r}")
+        _set(self, "missed_prior", float(missed))
         for b in self.behaviours:
             if not isinstance(b, Behaviour):
                 raise TypeError(f"cell {self.name!r}: behaviours must be Behaviour objects, got {type(b).__name__}")

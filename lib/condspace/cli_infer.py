@@ -275,6 +275,8 @@ def _infer_one(ident: str, spikes: np.ndarray, duration: float, post, ts, cell, 
                                                       out)
     if post.prior.has_noise:  # how noisy the (refined) posterior thinks the recording is
         entry["noise_std"] = {k: float(v) for k, v in post.noise_summary(theta).items()}
+    if post.prior.has_missed:  # and how many spikes it thinks the detector missed
+        entry["p_missed"] = {k: float(v) for k, v in post.missed_summary(theta).items()}
     g = inference.conductances(cell, post.prior, theta)
     table = pd.DataFrame(g, columns=list(cell.conductance_names))
     _write_csv(out / f"{_file_stem(ident)}_posterior.csv", table, args)

@@ -100,4 +100,7 @@ CELL = CellType(
     # Upper bound (µA/cm², std after filtering) of the uniform prior on the noise strength the
     # posterior infers; 0: not inferred. Omitted (None): max(2.5, 1.25 × the loudest recording).
     noise_prior=None,
+    # Upper bound of the uniform prior on the probability that the spike detector missed a spike,
+    # inferred with the conductances; 0 (or omitted): detection taken as perfect, not inferred.
+    missed_prior=0.0,
 )

@@ -217,7 +217,7 @@ def random_experiments(cell: str | CellType, n: int, *, seed: int = 0, noise_std
     """
     cell = _cells.get(cell)
     protocol = recording_protocol(cell, noise_std)
-    prior = _inf.make_prior(cell, noise=0)  # the experiments fix the noise (recording_protocol): not inferred
+    prior = _inf.make_prior(cell, noise=0, missed=0)  # the experiments fix the recording (recording_protocol)
     before = _inf.training_set(cell, n, prior=prior, protocol=protocol, seed=seed, backend=backend,
                                cache_dir=cache_dir, use_cache=use_cache, progress=progress, client=client)
     h, log_f = draw_modulations(cell, n, seed, factor_range)
@@ -346,7 +346,7 @@ def modulated_recordings(cell: str | CellType, subset: tuple[str, ...] | None = 
         trains = [np.round(t, _inf.RECORDING_DECIMALS) for t in res.spike_times]
         return trains, _features.classify(trains, ok=np.asarray(res.ok)).to_numpy()
 
-    prior = _inf.make_prior(cell, noise=0)  # the experiments fix the noise (recording_protocol): not inferred
+    prior = _inf.make_prior(cell, noise=0, missed=0)  # the experiments fix the recording (recording_protocol)
     g = _inf.conductances(cell, prior, prior.sample(4 * n_neurons, seed))
     before, lab = spikes(g, seed)
     keep = np.flatnonzero(np.isin(lab, ("spiking", "bursting")))[:n_neurons]

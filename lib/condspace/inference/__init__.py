@@ -127,7 +127,7 @@ from condspace.inference.estimators import (  # noqa: E402
 )
 from condspace.inference.persistence import POSTERIOR_FORMAT, load_posterior, save_posterior  # noqa: E402
 from condspace.inference.posterior import Posterior  # noqa: E402
-from condspace.inference.prior import NOISE_NAME, Prior, conductances, make_prior  # noqa: E402
+from condspace.inference.prior import MISSED_NAME, NOISE_NAME, OBSERVATION_NAMES, Prior, conductances, make_prior  # noqa: E402,E501
 from condspace.inference.refine import (  # noqa: E402
     DEFAULT_PER_ROUND,
     DEFAULT_ROUNDS,
@@ -142,7 +142,7 @@ from condspace.inference.refine import (  # noqa: E402
     sequential_npe,
     truncated_prior_sample,
 )
-from condspace.inference.simulator import Protocol, SimulatedFeatures, simulate_features  # noqa: E402
+from condspace.inference.simulator import Protocol, SimulatedFeatures, miss_spikes, simulate_features  # noqa: E402
 from condspace.inference.training import estimator_code_hash, train, trained_posterior  # noqa: E402
 
 __all__ = [
@@ -162,3 +162,5 @@ __all__ = [
 __all__ += ["DEFAULT_PER_ROUND", "DEFAULT_ROUNDS", "HPR_QUANTILE", "REFINE_CHECK", "REFINE_THRESHOLD", "Refinement",
             "RefinementRound", "TruncatedDraws", "refine", "refine_if_failing", "sequential_npe",
             "truncated_prior_sample"]
+# the recording's parameters: noise strength and missed spikes (condspace.inference.prior, .simulator)
+__all__ += ["MISSED_NAME", "OBSERVATION_NAMES", "miss_spikes"]

@@ -311,10 +311,11 @@ def training_set(cell: str | CellType, n: int | None = None, *, prior: Prior | N
              "classes": {"min_spikes": _features.MIN_SPIKES, "cv_threshold": _features.CV_THRESHOLD}}
     if prior.has_noise:  # the prior's noise column (in prior.to_dict) drives the noise generator: fingerprint it
         parts["noise_numerics"] = _numerical_fingerprint(cell, replace(protocol, noise_std=NOISE_FINGERPRINT))
-    # A row's noise stream depends on its index in the batch, so only noiseless sets may be extended.
+    # A row's noise stream and its misses depend on its index in the batch, so only sets with neither may be
+    # extended.
     return cached_simulations(simulator, prior, n, seed=seed, key_parts=parts, cache_dir=cache_dir,
                               use_cache=use_cache, name=f"train_{cell.name}",
-                              row_independent=protocol.noise_std == 0 and not prior.has_noise)
+                              row_independent=protocol.noise_std == 0 and not prior.has_noise and not prior.has_missed)
 
 
 

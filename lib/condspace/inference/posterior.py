@@ -20,7 +20,7 @@ from condspace.inference.estimators import (
     _to_unbounded,
     torch_threads,
 )
-from condspace.inference.prior import Prior
+from condspace.inference.prior import MISSED_NAME, NOISE_NAME, Prior
 from condspace.inference.simulator import Protocol
 
 MAX_PROPOSALS = 65_536
@@ -185,7 +185,7 @@ class Posterior:
 
     def frame(self, theta: Any) -> pd.DataFrame:
         """Samples as a DataFrame, one column per parameter: the conductances, then ``noise_std``
-        (µA/cm²) when the noise is inferred."""
+        (µA/cm²) and ``p_missed`` when they are inferred."""
         return self.prior.frame(theta)
 
     def noise_summary(self, theta: Any, levels: tuple[float, float] = (0.05, 0.95)) -> pd.Series:
@@ -199,13 +199,26 @@ class Posterior:
         Raises:
             ValueError: This posterior does not infer the noise (trained with ``noise=0``).
         """
-        sigma = self.prior.noise(theta)
-        if sigma is None:
-            raise ValueError("noise_summary: this posterior does not infer the noise strength (its prior has no "
-                             "noise_std); train with make_prior(cell) to infer it")
-        lo, hi = np.quantile(sigma, levels)
-        return pd.Series({"median": float(np.median(sigma)), f"q{round(100 * levels[0]):02d}": float(lo),
-                          f"q{round(100 * levels[1]):02d}": float(hi), "mean": float(np.mean(sigma)),
-                          "prior_max": float(self.prior.high[-1])}, name="noise_std")
+        return self._summary(theta, NOISE_NAME, levels, "train with make_prior(cell) to infer it")
 
+    def missed_summary(self, theta: Any, levels: tuple[float, float] = (0.05, 0.95)) -> pd.Series:
+        """How many spikes the posterior thinks the detector missed, from its samples θ (n, d).
 
+        Returns:
+            As :meth:`noise_summary`, of the inferred probability of a missed spike.
+
+        Raises:
+            ValueError: This posterior does not infer it (the cell's ``missed_prior`` is 0).
+        """
+        return self._summary(theta, MISSED_NAME, levels,
+                             "declare missed_prior > 0 for the cell or train with make_prior(cell, missed=...)")
+
+    def _summary(self, theta: Any, name: str, levels: tuple[float, float], fix: str) -> pd.Series:
+        if name not in self.prior.names:
+            raise ValueError(f"this posterior does not infer {name} (its prior has no {name} column); {fix}")
+        j = self.prior.names.index(name)
+        values = np.atleast_2d(np.asarray(theta, dtype=float))[:, j]
+        lo, hi = np.quantile(values, levels)
+        return pd.Series({"median": float(np.median(values)), f"q{round(100 * levels[0]):02d}": float(lo),
+                          f"q{round(100 * levels[1]):02d}": float(hi), "mean": float(np.mean(values)),
+                          "prior_max": float(self.prior.high[j])}, name=name)

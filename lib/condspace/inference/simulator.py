@@ -12,7 +12,47 @@ from condspace import cells as _cells
 from condspace import features as _features
 from condspace.channels import CellType
 from condspace.features.summary import summary_features
-from condspace.inference.prior import Prior, conductances
+from condspace.inference.prior import NOISE_NAME, Prior, conductances
+
+# A stream of its own for the detector's misses, so that they never share draws with the prior or the
+# noise current generated from the same seed.
+_MISSED_STREAM = 0x6D6973
+
+
+def miss_spikes(spike_times: list[np.ndarray], p_missed: Any, seed: int | None = 0) -> list[np.ndarray]:
+    """The spike trains an imperfect detector reports: each spike missed independently with probability p.
+
+    The observation model of :data:`condspace.inference.prior.MISSED_NAME` (Bernoulli thinning):
+    a spike that was fired is reported with probability 1 − p, independently of the others.
+
+    Args:
+        spike_times: N spike trains (ms), each 1-D.
+        p_missed: (N,) probabilities of missing a spike (one per train), or one for all; in [0, 1].
+        seed: Seed of the misses (None: fresh entropy). The same seed and trains give the same
+            misses: one generator walks the trains in order, one uniform draw per spike.
+
+    Returns:
+        N new arrays, each a subsequence of its train.
+
+    Raises:
+        ValueError: ``p_missed`` has the wrong shape or lies outside [0, 1].
+    """
+    n = len(spike_times)
+    p = np.broadcast_to(np.asarray(p_missed, dtype=float), (n,)) if np.ndim(p_missed) == 0 else np.asarray(
+        p_missed, dtype=float)
+    if p.shape != (n,):
+        raise ValueError(f"p_missed: need one probability per spike train ({n},) or a single one, got shape {p.shape}")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError(f"p_missed: probabilities must lie in [0, 1], got values from {np.nanmin(p)} to "
+                         f"{np.nanmax(p)}" + (" and NaN" if np.isnan(p).any() else ""))
+    rng = np.random.default_rng(None if seed is None else [int(seed), _MISSED_STREAM])
+    trains = [np.asarray(t, dtype=float).ravel() for t in spike_times]
+    draws = rng.random(sum(t.size for t in trains))
+    out, start = [], 0
+    for train, p_i in zip(trains, p, strict=True):
+        out.append(train[draws[start:start + train.size] >= p_i])
+        start += train.size
+    return out
 
 
 # ----- simulator -------------------------------------------------------------------------------
@@ -58,7 +98,8 @@ class SimulatedFeatures:
         x: (N, F) summary features; NaN rows where not ``valid``.
         valid: (N,) bool: simulated without numerical failure and not silent.
         labels: (N,) activity class from :func:`condspace.features.extract`.
-        spike_times: The N spike trains (ms).
+        spike_times: The N spike trains (ms), as detected (after :func:`miss_spikes` when the prior
+            infers missed spikes).
         wall_s: Simulation wall time (s).
     """
 
@@ -82,10 +123,12 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     Args:
         cell: Cell type or its name.
         prior: Gives the column order of ``theta``.
-        theta: (N, d) inferred conductances (mS/cm²), and the noise strength (µA/cm²) last when
-            the prior infers it: each row is simulated with its own noise.
+        theta: (N, d) inferred conductances (mS/cm²), then the recording's parameters the prior
+            infers: the noise strength (µA/cm²; each row is simulated with its own noise) and the
+            probability of a missed spike (each row's spikes are thinned with it,
+            :func:`miss_spikes`, before its features are computed).
         protocol: Simulation protocol; default the cell's literature protocol.
-        seed: Noise seed (only used when there is noise).
+        seed: Seed of the noise and of the missed spikes (used only when there are any).
         backend: Array backend of the integrator.
         progress: Progress bar (see :func:`condspace.simulate`).
         client: A ``distributed.Client`` to run the simulations on (see :func:`condspace.simulate`).
@@ -98,14 +141,17 @@ def simulate_features(cell: str | CellType, prior: Prior, theta: Any, protocol: 
     noise = prior.noise(theta)
     if noise is not None and protocol.noise_std > 0:
         raise ValueError(f"protocol: noise_std={protocol.noise_std} while the prior infers the noise strength "
-                         f"({prior.names[-1]}); set the protocol's noise_std to 0 or use make_prior(..., noise=0)")
+                         f"({NOISE_NAME}); set the protocol's noise_std to 0 or use make_prior(..., noise=0)")
     res = simulate(cell, g, t_max=protocol.t_max, transient=protocol.transient, dt=protocol.dt,
                    noise_std=protocol.noise_std if noise is None else noise, seed=seed, backend=backend,
                    method=protocol.method, progress=progress, client=client)
-    labels = _features.classify(res.spike_times, ok=np.asarray(res.ok, dtype=bool)).to_numpy()
-    x = summary_features(res.spike_times, protocol.duration)
+    trains = list(res.spike_times)
+    if prior.has_missed:  # what the detector reports, not what the neuron fired
+        trains = miss_spikes(trains, prior.missed(theta), seed=seed)
+    labels = _features.classify(trains, ok=np.asarray(res.ok, dtype=bool)).to_numpy()
+    x = summary_features(trains, protocol.duration)
     valid = np.isin(labels, ("spiking", "bursting")) & np.all(np.isfinite(x), axis=1)
     x[~valid] = np.nan
-    return SimulatedFeatures(x, valid, labels.astype(str), res.spike_times, float(res.metadata["wall_s"]))
+    return SimulatedFeatures(x, valid, labels.astype(str), trains, float(res.metadata["wall_s"]))
 
 
