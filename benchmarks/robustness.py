@@ -32,6 +32,8 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/robustness.py --refine --refine-ids tonic_1_noise_5 ...   # refine only these
     .venv/bin/python benchmarks/robustness.py --refine --refine-ids tonic_4_missed_0.02 --update
         # rescore only these recordings and replace their rows in the existing --out file
+    .venv/bin/python benchmarks/robustness.py --missed-prior 0.15 --out data/robustness/stg_robustness_missed.csv
+        # the posterior that also infers p_missed (a spike detector that misses), on the same recordings
 
 ``--update`` gives the rows a full run would give: every recording is scored with the same seed
 whatever else is scored, and the posterior is the cached one; the header keeps the file's command
@@ -146,7 +148,8 @@ def run(args: argparse.Namespace, refine=None, log=print) -> pd.DataFrame:
         trains, truth = {k: trains[k] for k in truth.index[keep]}, truth[keep]
     settings = inference.standard_settings(max_epochs=args.max_epochs)
     t0 = time.perf_counter()
-    post, ts = inference.trained_posterior(cell, args.budget, settings=settings, seed=args.seed,
+    prior = inference.make_prior(cell, missed=args.missed_prior)  # p_missed inferred only with --missed-prior
+    post, ts = inference.trained_posterior(cell, args.budget, settings=settings, prior=prior, seed=args.seed,
                                            backend=args.backend)
     log(f"posterior: {args.budget} simulations, {'loaded from the cache' if post.info.get('cached') else 'trained'} "
         f"({time.perf_counter() - t0:.0f} s)")
@@ -198,7 +201,8 @@ def header(args: argparse.Namespace, argv: list[str], refine_status: str) -> str
              f"command: python benchmarks/robustness.py {shlex.join(argv)}".rstrip(),
              f"budget: {args.budget} training simulations ({budget_kind(args)}); max_epochs: "
              f"{args.max_epochs or 'standard'}; samples simulated per recording: {args.n_check}; posterior samples "
-             f"per HPD rank: {args.n_samples}; cell: {CELL}; seed: {args.seed}",
+             f"per HPD rank: {args.n_samples}; cell: {CELL}; seed: {args.seed}"
+             + (f"; missed_prior: {args.missed_prior:g} (p_missed inferred)" if args.missed_prior else ""),
              f"refinement: {refine_status}",
              f"commit: {commit}; {versions}"]
     return "".join(f"# {line}\n" for line in lines)
@@ -226,6 +230,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
                          "--out file (same budget), keeping every other row")
     ap.add_argument("--only", nargs="+", default=None, metavar="KIND",
                     help="score only these perturbation kinds (baseline integrator noise jitter missed duration)")
+    ap.add_argument("--missed-prior", type=float, default=None, metavar="P",
+                    help="score the posterior that also infers p_missed, uniform on [0, P] (the detector model of "
+                         "`infer --missed-prior`); default the cell's missed_prior (0: perfect detection)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="numpy")
     ap.add_argument("--recordings", type=Path, default=DEFAULT_RECORDINGS, help="folder of the misspecified set")
@@ -238,6 +245,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     for key in ("budget", "n_check", "n_samples"):
         if getattr(args, key) < 1:
             ap.error(f"--{key.replace('_', '-')} must be ≥ 1, got {getattr(args, key)}")
+    if args.missed_prior is not None and not 0 <= args.missed_prior < 1:
+        ap.error(f"--missed-prior must be a probability in [0, 1), got {args.missed_prior}")
     if not (args.recordings / TRUTH_FILE).is_file():
         ap.error(f"--recordings {args.recordings}: no {TRUTH_FILE}; make it with tools/make_misspecified_recordings.py")
     if args.refine_ids is not None:

@@ -123,6 +123,10 @@ CASES = [
      ["--refine-threshold", "(0, 1]"]),
     (["infer", "--recordings", "{tmp}/R.csv", "--out", "{tmp}/O", "--refine", "--refine-threshold", "0"],
      ["--refine-threshold"]),
+    (["infer", "--recordings", "{tmp}/R.csv", "--out", "{tmp}/O", "--missed-prior", "1"],
+     ["--missed-prior", "probability in [0, 1)"]),
+    (["infer", "--recordings", "{tmp}/R.csv", "--out", "{tmp}/O", "--missed-prior", "-0.1"],
+     ["--missed-prior", "probability in [0, 1)"]),
     # reachability
     (["reachability", "--conductances", "{tmp}/header_only.csv", "--out", "{tmp}/O", *REACH], ["no rows"]),
     (["reachability", "--conductances", "{tmp}/binary.csv", "--out", "{tmp}/O", *REACH], ["UTF-8"]),

@@ -48,7 +48,7 @@ def bursts(n: int, spikes: int, isi: float, period: float, start: float = 3000.0
 def test_prior_contains_every_published_example(name):
     cell = cells.get(name)
     prior = inference.make_prior(cell)
-    recording = ("noise_std",) + (("p_missed",) if cell.missed_prior else ())  # the STG declares missed spikes
+    recording = ("noise_std",) + (("p_missed",) if cell.missed_prior else ())  # neither declares missed_prior
     assert prior.conductance_names == cell.inferred_names and prior.names == (*cell.inferred_names, *recording)
     for label, g in cell.examples.items():
         theta = np.array([g[n] for n in prior.conductance_names] + [0.1] + [0.0] * (len(recording) - 1))
@@ -82,7 +82,7 @@ def test_prior_torch_boxuniform_and_errors():
     prior = inference.make_prior("stg")
     box = prior.torch()
     s = box.sample((500,)).numpy()
-    assert s.shape == (500, 10) and prior.contains(s).all()  # 8 conductances, noise_std, p_missed
+    assert s.shape == (500, 9) and prior.contains(s).all()  # 8 conductances and noise_std
     assert torch.isinf(box.log_prob(torch.as_tensor(prior.high * 1.01, dtype=torch.float32)))
     with pytest.raises(KeyError, match="g_NMDA"):
         inference.make_prior("stg", bounds={"g_NMDA": (0, 1)})
@@ -149,8 +149,8 @@ def test_feature_cloud_distance_inside_and_outside():
 def test_simulate_features_excludes_silent_and_counts_it():
     cell = cells.get("stg")
     prior = inference.make_prior(cell)
-    tonic = [cell.example("tonic spiking")[n] for n in prior.conductance_names] + [0.0, 0.0]  # no noise, no misses
-    silent = [0, 0, 0, 0, 0, 0, 0, 0.01, 0.0, 0.0]  # leak only: rests at E_leak
+    tonic = [cell.example("tonic spiking")[n] for n in prior.conductance_names] + [0.0]  # noise_std 0
+    silent = [0, 0, 0, 0, 0, 0, 0, 0.01, 0.0]  # leak only: rests at E_leak
     proto = inference.Protocol.for_cell(cell, t_max=2000.0, transient=1000.0)
     sim = inference.simulate_features(cell, prior, np.array([tonic, silent]), proto, progress=False)
     assert sim.labels.tolist() == ["spiking", "silent"]
@@ -577,7 +577,7 @@ def test_infer_command_end_to_end(tmp_path):
     assert entry["observed"]["label"] == "spiking" and entry["observed"]["rate_hz"] == pytest.approx(12.0, rel=0.01)
     assert entry["predictive"]["n_simulated"] == 5
     assert 0 <= entry["noise_std"]["q05"] <= entry["noise_std"]["median"] <= entry["noise_std"]["q95"] <= 10.0
-    assert 0 <= entry["p_missed"]["q05"] <= entry["p_missed"]["median"] <= entry["p_missed"]["q95"] <= 0.15
+    assert "p_missed" not in entry  # the STG takes detection as perfect (no missed_prior)
     post = pd.read_csv(out / "tonic_posterior.csv")
     assert list(post.columns) == list(cells.get("stg").conductance_names) and len(post) == 20
     assert inference.make_prior("stg", noise=0, missed=0).contains(post.to_numpy()).all()  # conductances only
@@ -594,6 +594,13 @@ def test_infer_command_end_to_end(tmp_path):
     assert main(args) == 1
     pd.testing.assert_frame_equal(pd.read_csv(out / "tonic_posterior.csv"), post)
     assert json.loads((out / "posterior.json").read_text())["posterior"]["cached"] is True
+    # --missed-prior: a posterior of its own that also infers p_missed, reported like the noise.
+    missed = tmp_path / "missed"
+    assert main([*args[:4], str(missed), *args[5:], "--missed-prior", "0.1"]) == 1
+    entry = json.loads((missed / "summary.json").read_text())["tonic"]
+    assert 0 <= entry["p_missed"]["q05"] <= entry["p_missed"]["median"] <= entry["p_missed"]["q95"] <= 0.1
+    assert entry["p_missed"]["prior_max"] == 0.1
+    assert list(pd.read_csv(missed / "tonic_posterior.csv").columns) == list(cells.get("stg").conductance_names)
 
 
 # ----- class restriction -------------------------------------------------------------------------

@@ -14,7 +14,8 @@ writes to DIR:
 and ``summary.json`` mapping every ID to its ``predictive_check_fraction``, the class and
 features of the observation, those of the posterior predictive, and the inferred noise strength
 (``noise_std``: median and 90 % interval, µA/cm² after filtering; the per-sample values are in
-the predictive table); ``posterior.json`` records the
+the predictive table), and with ``--missed-prior`` the inferred probability that the detector
+missed a spike (``p_missed``, likewise); ``posterior.json`` records the
 training run (budget, estimator, excluded fraction, cache key, timings, versions).
 
 With ``--refine``, a recording whose predictive-check fraction is below ``--refine-threshold``
@@ -51,9 +52,20 @@ example:
       --samples 1000 --check 200 --out results/infer
   python -m condspace infer --recordings data/recordings/stg_recordings.csv --out results/refined \\
       --refine --refine-rounds 5 --refine-budget 1000
+  python -m condspace infer --recordings my_extracellular.csv --out results/missed --missed-prior 0.15
 """
 FEATURE_KEYS = ("rate_hz", "cv_isi", "spiking_freq_hz", "spikes_per_burst", "burst_duration_ms",
                 "intraburst_freq_hz", "burst_period_ms", "duty_cycle", "burstiness")
+
+
+def missed_fraction(text: str) -> float:
+    """argparse type: a probability in [0, 1) (the largest chance of a missed spike the prior allows)."""
+    from condspace.cli import finite_float  # noqa: PLC0415
+
+    value = finite_float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in [0, 1), got {text}")
+    return value
 
 
 def positive_int(text: str) -> int:
@@ -83,6 +95,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "30000 for stg, 20000 for da)")
     p.add_argument("--max-epochs", type=positive_int, default=None,
                    help="cap on training epochs (default: the standard estimator settings)")
+    p.add_argument("--missed-prior", type=missed_fraction, default=None, metavar="P",
+                   help="your spike detector misses spikes: also infer p_missed, the probability that it missed "
+                        "one, uniform on [0, P] (a posterior of its own, trained once and cached; README 'What the "
+                        "checks mean'); 0: perfect detection (default: the cell's missed_prior, 0 for the shipped "
+                        "cells)")
     p.add_argument("--seed", type=seed_type, default=0,
                    help="seed of the training set, training and sampling, an integer ≥ 0 (default: %(default)s)")
     p.add_argument("--backend", choices=BACKENDS, default="numpy",
@@ -224,8 +241,9 @@ def _infer_all(args: argparse.Namespace, cell: cells.CellType, trains: recording
     budget = args.budget or cell.inference_budget
     settings = inference.standard_settings(max_epochs=args.max_epochs)
     t0 = time.perf_counter()
-    post, ts = inference.trained_posterior(cell, budget, settings=settings, seed=args.seed, backend=args.backend,
-                                           cache_dir=args.cache, use_cache=not args.no_cache)
+    prior = inference.make_prior(cell, missed=args.missed_prior)  # noise inferred; misses only if asked or declared
+    post, ts = inference.trained_posterior(cell, budget, settings=settings, prior=prior, seed=args.seed,
+                                           backend=args.backend, cache_dir=args.cache, use_cache=not args.no_cache)
     print(f"posterior for {cell.name}: {budget} simulations ({ts.excluded_fraction:.1%} excluded), "
           f"{'loaded from the cache' if post.info.get('cached') else 'trained'} in {time.perf_counter() - t0:.1f} s",
           file=sys.stderr)
