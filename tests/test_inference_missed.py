@@ -13,8 +13,8 @@ and whether the predictive check then holds, in about a minute on one core.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict
 
+import _small_posteriors
 import numpy as np
 import pytest
 
@@ -33,15 +33,9 @@ def _tonic_train() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def missed_posterior() -> inference.Posterior:
-    ex = STG.examples[TONIC]
-    prior = inference.make_prior(STG, bounds={n: (0.8 * ex[n], 1.2 * ex[n]) for n in STG.inferred_names}, noise=0,
-                                 missed=MISSED_MAX)
-    assert prior.names[-1] == inference.MISSED_NAME and not prior.has_noise
-    ts = inference.training_set(STG, 1200, prior=prior, protocol=WINDOW, seed=0, use_cache=False, progress=False)
-    settings = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=80, batch_size=128,
-                                           transform="logit", ensemble=1, class_restriction=False)
-    return inference.train(ts.theta[ts.valid], ts.x[ts.valid], prior, settings=settings, seed=0, cell="stg",
-                           info={"protocol": asdict(WINDOW)}, progress=False)
+    post = _small_posteriors.around_example(TONIC, WINDOW, noise=0, missed=MISSED_MAX)
+    assert post.prior.names[-1] == inference.MISSED_NAME and not post.prior.has_noise
+    return post
 
 
 # ----- the prior and the observation model ---------------------------------------------------------

@@ -8,8 +8,7 @@ flow): enough to see whether the noise is identified, in about a minute on one c
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
+import _small_posteriors
 import numpy as np
 import pytest
 
@@ -30,14 +29,8 @@ def _train(example: str, sigma, seed: int = 4, protocol: inference.Protocol = SH
 
 @pytest.fixture(scope="module")
 def noise_posterior() -> inference.Posterior:
-    ex = STG.examples[IRREGULAR[0]]
     # the noise alone (missed=0): what the missed-spike model adds is tested in test_inference_missed.py
-    prior = inference.make_prior(STG, bounds={n: (0.8 * ex[n], 1.2 * ex[n]) for n in STG.inferred_names}, missed=0)
-    ts = inference.training_set(STG, 1200, prior=prior, protocol=SHORT, seed=0, use_cache=False, progress=False)
-    settings = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=80, batch_size=128,
-                                           transform="logit", ensemble=1, class_restriction=False)
-    return inference.train(ts.theta[ts.valid], ts.x[ts.valid], prior, settings=settings, seed=0, cell="stg",
-                           info={"protocol": asdict(SHORT)}, progress=False)
+    return _small_posteriors.around_example(IRREGULAR[0], SHORT, missed=0)
 
 
 # ----- the prior -----------------------------------------------------------------------------------
