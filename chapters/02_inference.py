@@ -152,12 +152,12 @@ prior = inference.make_prior(cell)
 if prior.has_missed:
     show("missed_sentence", "A spike detector misses spikes, and a tonic train with a few of them missing has a "
          "few doubled intervals: a CV that neither a regular nor a noisy neuron makes. This cell type declares "
-         f"`missed_prior` = {cell.missed_prior:g}, so the probability that the detector missed a spike (`p_missed`) "
+         f"missed_prior = {cell.missed_prior:g}, so the probability that the detector missed a spike (p_missed) "
          f"is inferred as well, uniform on [0, {cell.missed_prior:g}]: each training simulation's spikes are "
          "dropped independently with its own probability before its features are computed, and the predictive "
          "checks below do the same with each sample's inferred probability.")
 else:
-    show("missed_sentence", "This cell type declares no `missed_prior`, so spike detection is taken as perfect "
+    show("missed_sentence", "This cell type declares no missed_prior, so spike detection is taken as perfect "
          "and nothing about it is inferred.")
 released = {n: cell.inferred_fixed[n] for n in prior.names if n in cell.inferred_fixed}
 held = [n for n in cell.fixed if n not in prior.names]
@@ -370,14 +370,14 @@ if prior.has_missed:
                         else np.nan)
     show("missed_table_sentence", "The probability of a missed spike the posterior infers for each recording "
          "(median and 90 % interval) is in the table below" + (
-             ("; the ground truth gives no `p_missed`, so it stands alone" + (
+             ("; the ground truth gives no p_missed, so it stands alone" + (
                  " (these demonstration recordings were made by this book's simulator, whose spike detector misses "
                  "nothing: their true value is 0)" if RECORDINGS is None else "") + ".")
              if missed_table["true p_missed"].isna().all() else ", beside the true one.")
          + f" Their medians run from {missed_table['median'].min():.3f} to {missed_table['median'].max():.3f}.")
     display(missed_table.round(3))
 else:
-    show("missed_table_sentence", "This cell type's posterior takes detection as perfect (no `missed_prior`).")
+    show("missed_table_sentence", "This cell type's posterior takes detection as perfect (no missed_prior).")
 
 # %% [markdown]
 # ## Posterior predictive traces
@@ -625,9 +625,15 @@ MISSED_CSV = Path("data/robustness") / f"{CELL_TYPE}_robustness_missed.csv"  # r
 missed_model, missed_about = recordings.read_annotated_csv(MISSED_CSV)
 
 
-def _mean_check(table, kind, strength, cls):
-    rows = table[(table["kind"] == kind) & np.isclose(table["strength"], strength) & (table["class"] == cls)]
-    return rows["predictive"].mean(), len(rows)
+def _rows(table, kind, strength, cls):
+    return table[(table["kind"] == kind) & np.isclose(table["strength"], strength) & (table["class"] == cls)]
+
+
+def _deleted(table, rows):
+    """Spikes each of ``rows`` lost: its set's clean (integrator) recording's count minus its own ("?": no clean row)."""
+    clean = table[table["kind"] == "integrator"].set_index("set")["n_spikes"]
+    return [str(int(clean[s] - n)) if s in clean.index else "?" for s, n in zip(rows["set"], rows["n_spikes"],
+                                                                                strict=True)]
 
 
 if missed_model is None or robust is None:
@@ -635,13 +641,15 @@ if missed_model is None or robust is None:
          display=False)
 else:
     parts = []
-    for kind, strength, what in (("missed", 0.02, "lost 2 % of their spikes"), ("integrator", 0.0, "lost none")):
+    for kind, strength in (("missed", 0.02), ("integrator", 0.0)):
         for cls, name in (("spiking", "tonic"), ("bursting", "bursting")):
-            with_model, n = _mean_check(missed_model, kind, strength, cls)
-            standard, _ = _mean_check(robust, kind, strength, cls)
-            if n:
-                parts.append(f"the {n} {name} recordings that {what} {with_model:.2f} (standard posterior "
-                             f"{standard:.2f})")
+            rows = _rows(missed_model, kind, strength, cls)
+            if not len(rows):
+                continue
+            what = ("with 2 % of their spikes deleted (" + ", ".join(_deleted(missed_model, rows))
+                    + " spikes)" if kind == "missed" else "without deletions")
+            parts.append(f"{rows['predictive'].mean():.2f} on the {len(rows)} {name} recordings {what} (standard "
+                         f"posterior {_rows(robust, kind, strength, cls)['predictive'].mean():.2f})")
     glue("missed_model_sentence", Markdown(
         f"Scored on the same recordings by `{missed_about.get('command', '?')}` "
         f"({missed_about.get('date', '?')}), the amortised predictive check averages " + "; ".join(parts)
