@@ -28,3 +28,9 @@ def around_example(example: str, protocol: inference.Protocol, **recording: Any)
                                            transform="logit", ensemble=1, class_restriction=False)
     return inference.train(ts.theta[ts.valid], ts.x[ts.valid], prior, settings=settings, seed=0, cell="stg",
                            info={"protocol": asdict(protocol)}, progress=False)
+
+
+def samples_of(post: inference.Posterior, trains: list, duration: float, n: int = 300,
+               seed: int = 1) -> list:
+    """``n`` posterior samples (n, d) of each spike train (ms) observed over ``duration`` (ms)."""
+    return [post.sample(n, inference.observe(train, duration)[0], seed=seed) for train in trains]

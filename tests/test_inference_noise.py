@@ -116,12 +116,8 @@ def test_noise_strength_is_inferred_and_a_wrong_posterior_fails(noise_posterior)
     """Clean and noisy recordings of one set: the posterior orders their noise and brackets the noisy
     one's σ; its samples pass the check, while prior draws and a burster's posterior fail it."""
     clean, noisy = _train(IRREGULAR[0], [0.1, IRREGULAR[1]])
-    summaries, samples = [], []
-    for train in (clean, noisy):
-        x, _ = inference.observe(train, SHORT.duration)
-        theta = noise_posterior.sample(300, x, seed=1)
-        samples.append(theta)
-        summaries.append(noise_posterior.noise_summary(theta))
+    samples = _small_posteriors.samples_of(noise_posterior, [clean, noisy], SHORT.duration)
+    summaries = [noise_posterior.noise_summary(theta) for theta in samples]
     assert summaries[0]["median"] < 1.5 < 5.0 < summaries[1]["median"]
     assert summaries[1]["q05"] <= IRREGULAR[1] <= summaries[1]["q95"]
     assert summaries[0]["q95"] < summaries[1]["q05"]

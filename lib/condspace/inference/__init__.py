@@ -127,7 +127,14 @@ from condspace.inference.estimators import (  # noqa: E402
 )
 from condspace.inference.persistence import POSTERIOR_FORMAT, load_posterior, save_posterior  # noqa: E402
 from condspace.inference.posterior import Posterior  # noqa: E402
-from condspace.inference.prior import MISSED_NAME, NOISE_NAME, OBSERVATION_NAMES, Prior, conductances, make_prior  # noqa: E402,E501
+from condspace.inference.prior import (  # noqa: E402
+    MISSED_NAME,
+    NOISE_NAME,
+    OBSERVATION_NAMES,
+    Prior,
+    conductances,
+    make_prior,
+)
 from condspace.inference.refine import (  # noqa: E402
     DEFAULT_PER_ROUND,
     DEFAULT_ROUNDS,

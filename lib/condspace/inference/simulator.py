@@ -38,8 +38,8 @@ def miss_spikes(spike_times: list[np.ndarray], p_missed: Any, seed: int | None =
         ValueError: ``p_missed`` has the wrong shape or lies outside [0, 1].
     """
     n = len(spike_times)
-    p = np.broadcast_to(np.asarray(p_missed, dtype=float), (n,)) if np.ndim(p_missed) == 0 else np.asarray(
-        p_missed, dtype=float)
+    p = np.asarray(p_missed, dtype=float)
+    p = np.full(n, float(p)) if p.ndim == 0 else p
     if p.shape != (n,):
         raise ValueError(f"p_missed: need one probability per spike train ({n},) or a single one, got shape {p.shape}")
     if not np.all((p >= 0) & (p <= 1)):
