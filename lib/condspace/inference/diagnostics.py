@@ -171,7 +171,8 @@ def predictive_check(posterior: Posterior, observation: Any, n: int = 200, *, du
     """Simulate ``n`` posterior samples and count how many reproduce the observed activity.
 
     Each sample is simulated with its own inferred noise strength when the posterior infers it
-    (fresh noise, not the recording's), and judged by :func:`reproduces`.
+    (fresh noise, not the recording's), its spikes thinned with its own inferred p_missed when the
+    posterior infers that (fresh misses), and judged by :func:`reproduces`.
 
     Args:
         posterior: A trained posterior (its protocol is reused for the simulations).
