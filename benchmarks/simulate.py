@@ -12,14 +12,15 @@ then the DA cell at its own dt (0.025 ms). Before that, the first compilation of
 engine's kernels (into an empty, temporary disk cache) and the cost of loading them from that
 cache in a fresh process are timed.
 
-``--groups 1 2 4`` adds the compiled engine on one thread with neurons interleaved by each group
-size (:data:`condspace._numba.GROUP_SIZE`; the default is :data:`condspace._codegen.NUMBA_GROUP`).
+``--groups 8 32`` adds the compiled engine on one thread with each of these tile widths (neurons
+stepped together as the SIMD lanes of one loop: :data:`condspace._numba.GROUP_SIZE`; the default is
+:data:`condspace._codegen.NUMBA_LANES`).
 
 Every configuration of a population is timed ``--rounds`` times (default 3) in round-robin order, and
 the table gives the medians (the ratio column: median against the NumPy engine's median), so that a
 slow spell of a shared machine does not land on one configuration alone.
 
-Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000] [--groups 1 2]
+Usage: .venv/bin/python benchmarks/simulate.py [--t-bio 250] [--sizes 1000 10000] [--da-size 1000] [--groups 8 32]
        [--rounds 3]
 """
 
@@ -88,7 +89,7 @@ def brian2_row(n: int, t_bio: float) -> tuple | str:
 
 
 def run_config(name: str, g, t_bio: float, dt: float, kw: dict, group: int | None) -> None:
-    """One timed simulation; ``group`` (compiled engine only) sets the neurons interleaved per iteration."""
+    """One timed simulation; ``group`` (compiled engine only) sets the tile width (neurons per SIMD loop)."""
     default = _numba.GROUP_SIZE
     if group is not None:
         _numba.GROUP_SIZE = group
@@ -107,8 +108,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3,
                     help="round-robin rounds over the configurations; the table gives medians (default 3)")
     ap.add_argument("--groups", type=int, nargs="*", default=[],
-                    help="also time the compiled engine on 1 thread with neurons interleaved by each of these "
-                         f"group sizes (default of the engine: {_numba.GROUP_SIZE})")
+                    help="also time the compiled engine on 1 thread with each of these tile widths "
+                         "(default of the engine: condspace._codegen.NUMBA_LANES)")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error(f"--rounds must be at least 1, got {args.rounds}")
@@ -130,7 +131,7 @@ def main() -> None:
         configs = [("NumPy engine", {"engine": "numpy", "workers": 1}, None),
                    ("compiled, 1 thread", {"engine": "numba", "workers": 1}, None),
                    ("compiled, 2 threads", {"engine": "numba", "workers": 2}, None)]
-        configs += [(f"compiled, 1 thread, group {k}", {"engine": "numba", "workers": 1}, k) for k in args.groups]
+        configs += [(f"compiled, 1 thread, tile {k}", {"engine": "numba", "workers": 1}, k) for k in args.groups]
         for _, kw, group in configs:  # rate tables, imports, kernels compiled (or loaded) before timing
             run_config(name, g[:8], 5.0, dt, kw, group)
         bio = n * args.t_bio / 1000.0

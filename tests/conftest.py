@@ -13,8 +13,9 @@ os.environ["MPLBACKEND"] = "Agg"
 def _numpy_rounds_like_libm() -> None:
     """Have NumPy compute exp/log with libm's rounding, in this process and every child.
 
-    The engines are compared bit for bit (tests/test_numba.py, test_codegen.py, test_gpu.py): the
-    compiled kernels call the C library's ``exp``, and so does NumPy, except where it dispatches to
+    The C kernel is compared with NumPy bit for bit (tests/test_codegen.py), as are the ``exact``
+    Numba kernels' traces closely (tests/test_numba.py): they call the C library's ``exp``, and so
+    does NumPy, except where it dispatches to
     its own AVX-512 ``exp``/``log``, which differ from libm's by an ulp for a few per cent of inputs
     (measured on an AVX-512 AMD EPYC: 4.6 % of exp values). A difference of one ulp in a chaotic
     neuron grows into a different spike train, so on such a machine the comparison would measure

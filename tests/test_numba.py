@@ -13,13 +13,16 @@ table. Compared with the NumPy engine (``engine="numpy"``, the reference), on
   update or summation order shows up within the first steps (see the trace test) and is then
   amplified, not hidden, by longer runs.
 
-The criterion is that of tests/test_codegen.py and tests/test_gpu.py: NumPy itself is rerun with
-every conductance one ulp larger; spike counts must be identical wherever NumPy's count is
-unchanged by that, spike times within 1e-6 ms wherever NumPy's own times move by less than
-1e-8 ms, and over all neurons the agreement must be at least NumPy's agreement with itself.
-(NumPy's AVX-512 ``exp``/``log``, which differ from libm's by an ulp, are switched off for the test
-run by tests/conftest.py; with libm's rounding in both, the two engines round identically on
-x86-64 Linux, so every count and time is identical.)
+The criterion is that of tests/test_gpu.py: the table kernels evaluate ``exp`` with their own
+vectorisable polynomial (``cs_exp``, within 1.2 ulp; libm's ``exp`` is an opaque call no loop can
+vectorise), which rounds differently from NumPy's ``exp`` in about one call in nine, as CUDA's
+does; an irregular neuron amplifies such an ulp into other spike times, exactly as it amplifies a
+one-ulp change of its conductances. So NumPy itself is rerun with every conductance one ulp larger
+and one ulp smaller: among neurons whose NumPy count is unchanged by both, at least 99 % identical
+counts; spike times within 1e-6 ms wherever NumPy's own times move by less than 1e-8 ms under both;
+and over all neurons, agreement at least NumPy's agreement with itself, less 1 %. Without noise
+each neuron's arithmetic is its own, so threads, chunks and tile mates change nothing (tested bit
+for bit below).
 """
 
 from __future__ import annotations
@@ -55,11 +58,11 @@ def _draws(cell) -> np.ndarray:
 
 
 def _numpy(name: str, g: np.ndarray, kw: dict):
-    """NumPy engine on g and on g one ulp up, in one call (rows are independent without noise)."""
-    res = simulate(name, np.vstack([g, np.nextafter(g, np.inf)]), backend="numpy", engine="numpy", progress=False,
-                   **kw)
+    """NumPy engine on g and on g one ulp up and down, in one call (rows are independent without noise)."""
+    res = simulate(name, np.vstack([g, np.nextafter(g, np.inf), np.nextafter(g, 0.0)]), backend="numpy",
+                   engine="numpy", progress=False, **kw)
     n = len(g)
-    return res.spike_times[:n], res.spike_times[n:], res.ok[:n]
+    return res.spike_times[:n], (res.spike_times[n:2 * n], res.spike_times[2 * n:]), res.ok[:n]
 
 
 def _protocol(name: str, kind: str) -> dict:
@@ -93,30 +96,35 @@ def _shift(a: list, b: list) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["examples", "random"])
 @pytest.mark.parametrize("name", ["stg", "da"])
 def test_compiled_engine_matches_numpy(reference, name, kind):
-    g, ref, pert, ok = reference[name, kind]
+    g, ref, perturbed, ok = reference[name, kind]
     res = simulate(name, g, engine="numba", workers=2, progress=False, **_protocol(name, kind))
     assert res.metadata["engine"] == "numba"
     np.testing.assert_array_equal(res.ok, ok)
     counts = np.array([len(s) for s in res.spike_times])
     ref_counts = np.array([len(s) for s in ref])
-    pert_counts = np.array([len(s) for s in pert])
+    pert_counts = [np.array([len(s) for s in pert]) for pert in perturbed]
     if kind == "examples":
         assert ok.all() and (ref_counts > 0).all()
     else:
         assert len(np.unique(ref_counts)) > 20  # a varied population, not 1,000 silent cells
-    count_robust = pert_counts == ref_counts
-    time_robust = _shift(pert, ref) < ROBUST
+    count_robust = np.logical_and.reduce([p == ref_counts for p in pert_counts])
+    time_robust = np.logical_and.reduce([_shift(pert, ref) < ROBUST for pert in perturbed])
+    self_agreement = min(np.mean(p == ref_counts) for p in pert_counts)
     shift = _shift(res.spike_times, ref)
+    same = counts == ref_counts
     report = (f"{name} {kind}: {count_robust.sum()} of {len(g)} neurons count-robust, {time_robust.sum()} "
-              f"time-robust; identical counts {np.mean(counts == ref_counts):.4f} (NumPy vs one ulp: "
-              f"{np.mean(count_robust):.4f}); identical times {np.mean(shift == 0):.4f}; largest shift among "
-              f"time-robust {np.max(shift[time_robust], initial=0.0):.3g} ms")
+              f"time-robust; identical counts {np.mean(same[count_robust]):.4f} of the count-robust, "
+              f"{np.mean(same):.4f} overall (NumPy vs one ulp: {self_agreement:.4f}); identical times "
+              f"{np.mean(shift == 0):.4f}; largest shift among time-robust "
+              f"{np.max(shift[time_robust], initial=0.0):.3g} ms; counts differ for robust neurons "
+              f"{np.flatnonzero(count_robust & ~same).tolist()}")
     print(report)
-    bad = np.flatnonzero(count_robust & (counts != ref_counts))
-    assert bad.size == 0, f"{report}; counts differ for robust neurons {bad.tolist()}"
+    if kind == "examples":  # the published sets: every one, without exception
+        np.testing.assert_array_equal(counts, ref_counts, err_msg=report)
+    assert np.mean(same[count_robust]) >= 0.99, report
     bad = np.flatnonzero(time_robust & (shift > SPIKE_TOL))
     assert bad.size == 0, f"{report}; spike times differ for robust neurons {bad.tolist()}: {shift[bad]}"
-    assert np.mean(counts == ref_counts) >= np.mean(count_robust) - 0.01, report
+    assert np.mean(same) >= self_agreement - 0.01, report
 
 
 @pytest.mark.parametrize(("name", "method", "t_max"), [("stg", "table", 200.0), ("da", "table", 200.0),
@@ -124,23 +132,39 @@ def test_compiled_engine_matches_numpy(reference, name, kind):
 def test_traces_follow_numpy(name, method, t_max):
     """Recorded voltages of the two engines. ``exact`` evaluates every rate each step, for DA's ERG
     scheme with the kernel's own matrix exponential (against SciPy's in the NumPy engine: 20 ms,
-    as SciPy's per-step expm makes the NumPy reference slow)."""
+    as SciPy's per-step expm makes the NumPy reference slow).
+
+    The kernels' exp and expm round differently from NumPy's now and then; a bursting neuron
+    amplifies that as it amplifies a one-ulp change of its conductances. So each trace must stay
+    within 1e-9 mV (table) or 1e-7 mV (exact) of NumPy's, or within ten times NumPy's own
+    deviation when its conductances move by one ulp, whichever is larger (measured: STG's
+    8-spike burster moves by 3e-6 mV on NumPy alone within 200 ms, the compiled trace by 1e-5 or
+    less; the other traces stay below 1e-9)."""
     g = _examples(cells.get(name))
     kw = {"t_max": t_max, "transient": 0.0, "dt": 0.05, "method": method,
           "record": {"neurons": [0, len(g) - 1], "interval": 0.05}}
     ref = simulate(name, g, engine="numpy", **kw)
+    own = np.max([np.abs(simulate(name, np.nextafter(g, to), engine="numpy", **kw).traces["V"] - ref.traces["V"])
+                  for to in (np.inf, 0.0)], axis=(0, 2))
     res = simulate(name, g, engine="numba", **kw)
     assert res.metadata["method"] == method
     np.testing.assert_array_equal(res.traces["t"], ref.traces["t"])
-    atol = 1e-9 if method == "table" else 1e-7  # exact: libm's exp and the kernel's expm round differently
-    np.testing.assert_allclose(res.traces["V"], ref.traces["V"], rtol=0, atol=atol)
+    floor = 1e-9 if method == "table" else 1e-7
+    for row in range(2):
+        deviation = np.max(np.abs(res.traces["V"][row] - ref.traces["V"][row]))
+        assert deviation <= max(floor, 10.0 * own[row]), (row, deviation, own[row])
     np.testing.assert_array_equal(res.n_spikes, ref.n_spikes)
     if t_max >= 200.0:
         assert np.ptp(ref.traces["V"]) > 50.0  # spikes in the window
 
 
 def test_noise_is_reproducible_and_independent_of_threads_and_chunks():
-    """Same seed → the same noise as the NumPy engine, whatever the threads and chunking; a blow-up is flagged."""
+    """Same seed → the same noise as the NumPy engine, whatever the threads and chunking; a blow-up is flagged.
+
+    Spike times within 1e-6 ms of NumPy's, or ten times NumPy's own spread under a one-ulp change
+    of ḡ where that is larger (measured: neuron 16 moves by 2e-6 ms under the test run's NumPy, by
+    1.4e-4 ms under NumPy's AVX-512 exp, whose own one-ulp spread there is 1.8e-4 ms); among the
+    compiled runs, identical to the last bit."""
     stg = cells.get("stg")
     rng = np.random.default_rng(4)
     g = np.repeat(_examples(stg), 5, axis=0) * rng.uniform(0.9, 1.1, (25, 8))
@@ -149,13 +173,17 @@ def test_noise_is_reproducible_and_independent_of_threads_and_chunks():
     kw = dict(t_max=600.0, transient=100.0, noise_std=0.5, seed=11, current=current,
               record={"neurons": [2, 13, 24], "interval": 0.5})
     ref = simulate(stg, g, engine="numpy", workers=1, **kw)
+    # NumPy's own spread (ms) when ḡ moves by one ulp, same noise: the kernels' exp rounds otherwise.
+    own = np.max([_shift(simulate(stg, np.nextafter(g, to), engine="numpy", workers=1, **kw).spike_times,
+                         ref.spike_times) for to in (np.inf, 0.0)], axis=0)
+    assert np.isfinite(own[ref.ok]).all()  # same counts: the comparison below is of times
     runs = [simulate(stg, g, engine="numba", workers=w, chunk_size=c, **kw) for w, c in ((1, 25), (2, 25), (2, 7))]
     assert runs[1].metadata["workers"] == 2
     assert not ref.ok[13] and ref.ok.sum() == 24
     for res in runs:
         np.testing.assert_array_equal(res.ok, ref.ok)
-        for a, b in zip(res.spike_times, ref.spike_times, strict=True):
-            np.testing.assert_allclose(a, b, rtol=0, atol=SPIKE_TOL)
+        shift = _shift(res.spike_times, ref.spike_times)
+        assert (shift[ref.ok] <= np.maximum(SPIKE_TOL, 10.0 * own[ref.ok])).all(), (shift, own)
         for a, b in zip(res.spike_times, runs[0].spike_times, strict=True):
             np.testing.assert_array_equal(a, b)  # threads and chunks change nothing, bit for bit
         np.testing.assert_array_equal(res.traces["V"], runs[0].traces["V"])
@@ -184,24 +212,54 @@ def test_compiled_noise_filter_is_scipys_bit_for_bit(std, threads):
         assert np.std(want) > 0
 
 
-def test_interleaving_neurons_changes_nothing(monkeypatch):
-    """The kernels interleave _numba.GROUP_SIZE neurons per loop iteration (padding a chunk with
-    copies of its last neuron): results are bit-identical for 1, 2 and 3 at once, an odd population
-    and per-neuron noise included."""
+@pytest.mark.parametrize("method", ["table", "exact"])
+def test_tiles_and_interleaving_change_nothing(monkeypatch, method):
+    """The table kernels step _numba.GROUP_SIZE neurons as the SIMD lanes of one tile, the exact
+    kernels interleave that many per loop iteration (a chunk padded with copies of its last neuron):
+    results are bit-identical for 1, 3, 8 and 16 at once, an odd population and per-neuron noise
+    included."""
     stg = cells.get("stg")
     g = np.repeat(_examples(stg), 3, axis=0)[:7] * np.random.default_rng(2).uniform(0.9, 1.1, (7, 8))
-    kw = dict(t_max=400.0, transient=50.0, noise_std=np.linspace(0.0, 2.0, 7), seed=5, engine="numba",
-              workers=1, record={"neurons": [0, 6], "interval": 0.5})
+    kw = dict(t_max=400.0 if method == "table" else 100.0, transient=50.0, noise_std=np.linspace(0.0, 2.0, 7),
+              seed=5, engine="numba", workers=1, method=method, record={"neurons": [0, 6], "interval": 0.5})
     runs = {}
-    for size in (1, 2, 3):
+    sizes = (1, 3, 8, 16) if method == "table" else (1, 2, 3)
+    for size in sizes:
         monkeypatch.setattr(_numba, "GROUP_SIZE", size)
         runs[size] = simulate(stg, g, **kw)
-    assert sum(len(s) for s in runs[1].spike_times) > 20
-    for size in (2, 3):
+    assert sum(len(s) for s in runs[1].spike_times) > (20 if method == "table" else 3)
+    for size in sizes[1:]:
         for a, b in zip(runs[size].spike_times, runs[1].spike_times, strict=True):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(runs[size].traces["V"], runs[1].traces["V"])
         np.testing.assert_array_equal(runs[size].ok, runs[1].ok)
+
+
+def test_kernel_exp_is_within_an_ulp_and_a_fifth():
+    """The table kernels' vectorisable exp (cs_exp of the generated module) against exp in 80-bit long
+    double: within 1.2 ulp over the whole range the kernels use and beyond; exact at 0; NaN stays NaN;
+    and, compiled into a loop over an array, the very values of the scalar function (lanes round alike)."""
+    import numba
+
+    mod = _numba._module(_numba.kernel_source(cells.get("stg"), 0.05, "table").source)
+    cs_exp = mod.cs_exp
+
+    @numba.njit
+    def over(x, out):
+        for i in range(x.size):
+            out[i] = cs_exp(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-1.0, 1.0, 200_000), rng.uniform(-60.0, 0.0, 200_000),
+                        rng.uniform(-708.0, 709.0, 200_000), np.linspace(-0.36, 0.36, 10_001)])
+    got = np.empty_like(x)
+    over(x, got)
+    exact = np.exp(x.astype(np.longdouble))
+    ulp = np.abs((got.astype(np.longdouble) - exact) / np.spacing(np.exp(x)).astype(np.longdouble)).astype(float)
+    assert ulp.max() <= 1.2, (ulp.max(), x[np.argmax(ulp)])
+    assert 0.05 < np.mean(got != np.exp(x)) < 0.2  # it is not libm's exp: the equality tests above say why
+    assert cs_exp(0.0) == 1.0 and np.isnan(cs_exp(np.nan))
+    assert all(cs_exp(v) == got[i] for i, v in enumerate(x[:: 10_007]) for i in [int(np.flatnonzero(x == v)[0])])
 
 
 def test_per_neuron_noise_matches_scalar_runs_on_threads_and_chunks():

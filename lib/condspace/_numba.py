@@ -3,8 +3,8 @@
 :func:`condspace.simulate` dispatches here for ``engine="numba"`` (the default on the CPU when
 Numba is importable). The kernel source is written by :func:`condspace._codegen.generate_numba`
 from the same declaration and the same tracer as the CUDA kernel; each neuron's whole block of
-time steps runs in compiled code with its state in local variables, neurons spread over threads
-(``numba.prange``). This module writes that source to a file, compiles it (cached on disk), and
+time steps runs in compiled code (with the rate table, 16 neurons as the SIMD lanes of one
+vectorised loop), tiles of neurons spread over threads (``numba.prange``). This module writes that source to a file, compiles it (cached on disk), and
 drives it chunk by chunk, block of steps by block of steps, gathering spikes into the layout
 :func:`condspace.simulate` returns.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import platform
 import sys
 import tempfile
 import threading
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from condspace._codegen import NUMBA_GROUP, NUMBA_KERNELS, NUMBA_NOISE, NumbaSource, generate_numba
+from condspace._codegen import NUMBA_KERNELS, NUMBA_NOISE, NumbaSource, generate_numba
 from condspace._engine import SPIKE_REARM
 from condspace._results import _split_spikes
 from condspace.channels import CellType
@@ -45,9 +46,11 @@ SPIKE_BUFFER_HZ = 100.0
 SPIKE_BUFFER_MIN = 8
 """Smallest per-neuron spike buffer (entries)."""
 
-GROUP_SIZE = NUMBA_GROUP
-"""Neurons interleaved per loop iteration of the kernels this process generates (results do not
-depend on it; ``benchmarks/simulate.py --groups`` compares values)."""
+GROUP_SIZE: int | None = None
+"""Neurons per tile (``method="table"``) or interleaved per loop iteration (``"exact"``) of the
+kernels this process generates; None: the generator's defaults (:data:`condspace._codegen.NUMBA_LANES`,
+:data:`condspace._codegen.NUMBA_GROUP`). Results do not depend on it; ``benchmarks/simulate.py
+--groups`` compares values."""
 
 _SOURCES: dict[tuple, tuple[CellType, NumbaSource]] = {}
 _MODULES: dict[str, Any] = {}
@@ -80,13 +83,38 @@ def cache_dir() -> Path:
 
 
 def kernel_source(cell: CellType, dt: float, method: str) -> NumbaSource:
-    """The generated source for (cell, dt, method), cached in this process (interleaved by GROUP_SIZE)."""
+    """The generated source for (cell, dt, method), cached in this process (tiled / interleaved by GROUP_SIZE)."""
     key = (id(cell), float(dt), method, GROUP_SIZE)
     hit = _SOURCES.get(key)
     if hit is None or hit[0] is not cell:  # `is`: an id can be reused after garbage collection
         hit = (cell, generate_numba(cell, dt, method, group_size=GROUP_SIZE))
         _SOURCES[key] = hit
     return hit[1]
+
+
+def _prefer_scalar_loads() -> None:
+    """Ask LLVM for scalar loads instead of gather instructions (x86-64, LLVM >= 17), unless the user chose.
+
+    The table kernel's loop over a tile reads each lane's rate-table row: LLVM emits AVX2/AVX-512
+    gathers for that, which are slow on AMD Zen and, since the microcode mitigation of Gather Data
+    Sampling (2023), on Intel too. With the tuning feature ``prefer-no-gather`` the same loop,
+    still vectorised, loads the lanes one by one: measured on a 2-core AMD EPYC (Zen 4, AVX-512),
+    STG N = 10,000, one thread, 100 ms: 2,995 against 1,880 neuron-s per CPU-s. The results are
+    the same either way (a load is a load). Numba takes its CPU features once per process, when
+    it first compiles or loads compiled code, so this runs before the first kernel; it leaves
+    ``NUMBA_CPU_FEATURES`` alone when the user set it, and changes nothing when Numba's code
+    generator already started (the kernels are then slower, not different). Numba's disk cache
+    keys on the features, so kernels compiled with and without never mix.
+    """
+    import numba  # noqa: PLC0415
+
+    if numba.config.CPU_FEATURES is not None or platform.machine().lower() not in ("x86_64", "amd64"):
+        return
+    import llvmlite.binding as llvm  # noqa: PLC0415
+
+    if llvm.llvm_version_info < (17,):  # the feature's name is unknown before LLVM 17
+        return
+    numba.config.CPU_FEATURES = llvm.get_host_cpu_features().flatten() + ",+prefer-no-gather"
 
 
 def _module(source: str) -> Any:
@@ -96,6 +124,7 @@ def _module(source: str) -> Any:
         mod = _MODULES.get(digest)
         if mod is not None:
             return mod
+        _prefer_scalar_loads()
         folder = cache_dir()
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"kernel_{digest}.py"

@@ -36,6 +36,7 @@ from condspace._codegen.c_source import KERNEL_PARAMS, KernelSource, generate
 from condspace._codegen.numba_source import (
     NUMBA_GROUP,
     NUMBA_KERNELS,
+    NUMBA_LANES,
     NUMBA_NOISE,
     NUMBA_PARAMS,
     NumbaSource,
@@ -43,5 +44,6 @@ from condspace._codegen.numba_source import (
 )
 from condspace._codegen.trace import KERNEL_NAME, SYMXP, SYMXP_PY, Sym, SymXP, literal, trace
 
-__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_NOISE", "NUMBA_PARAMS", "SYMXP",
-           "SYMXP_PY", "KernelSource", "NumbaSource", "Sym", "SymXP", "generate", "generate_numba", "literal", "trace"]
+__all__ = ["KERNEL_NAME", "KERNEL_PARAMS", "NUMBA_GROUP", "NUMBA_KERNELS", "NUMBA_LANES", "NUMBA_NOISE",
+           "NUMBA_PARAMS", "SYMXP", "SYMXP_PY", "KernelSource", "NumbaSource", "Sym", "SymXP", "generate",
+           "generate_numba", "literal", "trace"]

@@ -81,8 +81,10 @@ def {name}(white, group_of, column_of, sos, n_sos, zi, scale, out):
 """Source of the generated noise filter (formatted with ``name`` and ``flags``)."""
 
 NUMBA_GROUP = 2
-"""Neurons advanced side by side in one loop iteration of the Numba kernel (the launcher pads a
-chunk to a multiple). Interleaving independent neurons lets an out-of-order CPU overlap their
+"""Neurons advanced side by side in one loop iteration of the ``exact`` Numba kernels (the launcher
+pads a chunk to a multiple; the ``table`` kernels use tiles of :data:`NUMBA_LANES` instead). The
+measurements below are of the table kernel in this layout, before the tiles replaced it.
+Interleaving independent neurons lets an out-of-order CPU overlap their
 chains of dependent operations (each step of one neuron is a serial chain through two calls of
 libm's exp). Measured with ``benchmarks/simulate.py --groups 1 2 4`` on an idle 2-core AMD EPYC
 with AVX-512 (one thread, table method, two runs): STG at N = 10,000 931–947 neuron-s per CPU-s with
@@ -90,6 +92,84 @@ with AVX-512 (one thread, table method, two runs): STG at N = 10,000 931–947 n
 compilation of a cell's two kernels takes about twice as long (STG 5 s → 10 s), once per machine
 (cached on disk). Results do not depend on it: each neuron's arithmetic is its own. An earlier
 measurement on a 2-core AMD EPYC without AVX-512 found 2 and 4 no faster than 1."""
+
+NUMBA_LANES = 16
+"""Neurons per tile of the table-method kernel, stepped together by a loop that LLVM vectorises
+across them (one SIMD lane per neuron: the exponentials are :data:`_EXP_SOURCE`'s polynomial, the
+rate-table reads per-lane loads, see :func:`condspace._numba._prefer_scalar_loads`). Measured with
+``benchmarks/simulate.py --groups 8 32`` on an idle 2-core AMD EPYC (Zen 4, AVX-512), one thread,
+250 ms, medians of three rounds: STG N = 10,000 2,669 neuron-s per CPU-s with 8, 2,963 with 16,
+2,991 with 32; DA N = 1,000 1,751 / 1,943 / 1,995; against 1,137 (STG) and 906 (DA) for the
+two-neuron interleaving this layout replaced (:data:`NUMBA_GROUP`, which the ``exact`` kernels keep).
+16 rather than 32: as fast, and a chunk pads fewer neurons."""
+
+_EXP_SOURCE = '''
+
+from llvmlite import ir as _ir  # noqa: E402
+from numba.core import cgutils as _cgutils  # noqa: E402
+from numba.core import types as _types  # noqa: E402
+from numba.extending import intrinsic as _intrinsic  # noqa: E402
+
+
+@_intrinsic
+def cs_bits_f64(typingctx, bits):
+    # The float64 whose bit pattern is the int64 ``bits`` (an LLVM bitcast; vectorises).
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], _ir.DoubleType())
+    return _types.float64(_types.int64), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def cs_exp(x):
+    # exp(x) in plain IEEE arithmetic, so that a loop over neurons calling it vectorises (libm's
+    # exp is an opaque call). Cody-Waite reduction x = k·ln 2 + r, |r| <= ln2/2 (k·LN2_HI exact:
+    # LN2_HI has 32 trailing zero bits), then the Taylor polynomial of degree 13 in Horner form
+    # (truncation < 1e-17 relative), scaled by 2**k built from its bits. No fused multiply-add
+    # (Numba does not contract without fastmath), so every lane and every CPU rounds alike.
+    # Within 1.2 ulp of exp (tests/test_numba.py); arguments are clamped to [-708, 709], where
+    # 2**k stays a normal double (a kernel's exponents are far inside: decays exp(-dt/tau) and
+    # exp(-g_tot·dt/C_m) are < 1, sigmoids clip at ±500). NaN stays NaN.
+    x = cs_clip(x, -708.0, 709.0)
+    kf = (x * 1.4426950408889634 + 6755399441055744.0) - 6755399441055744.0  # round(x / ln 2)
+    r = (x - kf * 0.6931471803691238) - kf * 1.9082149292705877e-10
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    k = int(kf) if kf == kf else 0
+    return p * cs_bits_f64((k + 1023) << 52)
+
+
+@_intrinsic
+def cs_lanes(typingctx):
+    # A float64 array of {size} values on the stack of the calling function: a tile's lane state.
+    # On the stack, LLVM knows it cannot alias the rate table (an argument), so the loop over the
+    # lanes, which stores here and gathers from the table, vectorises without runtime alias checks
+    # (it does not with a heap array from np.empty).
+    arrty = _types.Array(_types.float64, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(_types.intp)
+        ptr = _cgutils.alloca_once(builder, _ir.DoubleType(), size={size})
+        ary = context.make_array(arrty)(context, builder)
+        context.populate_array(ary, data=ptr, shape=[_ir.Constant(intp, {size})],
+                               strides=[_ir.Constant(intp, 8)], itemsize=_ir.Constant(intp, 8), meminfo=None)
+        return ary._getvalue()
+    return arrty(), codegen
+'''
+"""Source of ``cs_exp`` and ``cs_lanes`` in a lane-tiled module (formatted with ``size``, the
+length of the lane-state array). Part of the generated file, so part of its hash: a change here
+recompiles, never reuses a stale cache."""
 
 _PER_NEURON = re.compile(r"\b(v|ca|u|j|f|v_old|drive|drive_base|gl|arm|good|slot|count|"
                          r"t|A|M|r|i|scratch|work|x\d+|p\d+|gb\d+|t_\w+)\b")
@@ -162,13 +242,17 @@ def _indent(lines: list[str], n: int) -> str:
     return "\n".join((" " * n + line) if line else "" for line in lines)
 
 
-def generate_numba(cell: CellType, dt: float, method: str = "table", group_size: int = NUMBA_GROUP) -> NumbaSource:
+def generate_numba(cell: CellType, dt: float, method: str = "table", group_size: int | None = None) -> NumbaSource:
     """Generate the Numba CPU kernels of ``cell`` for time step ``dt``.
 
     One generated function advances every neuron of a chunk ``n_steps`` steps: the outer loop
-    over neurons (``numba.prange`` in the threaded variant), the inner loop over time with the
-    neuron's state in local variables, spike detection and the blow-up check inside, like the
-    C/CUDA kernel of :func:`generate`. The step's statements are traced from :meth:`Engine.step`
+    over neurons (``numba.prange`` in the threaded variant), the inner loop over time, spike
+    detection and the blow-up check inside, like the C/CUDA kernel of :func:`generate`. With
+    ``method="table"`` the neurons go in tiles of ``group_size`` (:data:`NUMBA_LANES`) whose step
+    is one loop over the tile that LLVM vectorises (:func:`_lane_kernel`); with ``"exact"``
+    (per-neuron matrix exponentials) ``group_size`` (:data:`NUMBA_GROUP`) neurons are interleaved
+    with their state in local variables (:func:`_interleaved_kernel`). The step's statements are
+    traced from :meth:`Engine.step`
     (:func:`~condspace._codegen.step.trace_step`: the same operations in the same operand order,
     so the same rounding): with ``method="table"`` the rates
     are interpolated from the NumPy engine's own rate table, with ``"exact"`` they are the traced
@@ -178,7 +262,8 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
         cell: The cell declaration.
         dt: Time step (ms), compiled in.
         method: ``"table"`` or ``"exact"``.
-        group_size: Neurons advanced side by side per loop iteration (:data:`NUMBA_GROUP`).
+        group_size: Neurons per tile (``table``, default :data:`NUMBA_LANES`) or interleaved per loop
+            iteration (``exact``, default :data:`NUMBA_GROUP`); the launcher pads chunks to a multiple.
 
     Returns:
         The :class:`NumbaSource`.
@@ -190,6 +275,8 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
         raise ValueError(f"method must be 'table' or 'exact', got {method!r}")
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"dt must be a finite number > 0 ms, got {dt}")
+    if group_size is None:
+        group_size = NUMBA_LANES if method == "table" else NUMBA_GROUP
     eng = Engine(cell, float(dt), np, np.float64, method)
     init = eng.initial(1)
     n_x, n_p, C, cols = eng.n_x, int(eng.scheme_offsets[-1]), eng.n_channels, eng.cols
@@ -240,80 +327,15 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
 
     body = trace_step(cell, dt, "python", rates, {"v_rate": "v_rate", "ca_decay": "ca_decay"})
 
-    xs, ps = [f"x{k}" for k in range(n_x)], [f"p{k}" for k in range(n_p)]
-    finite = " and ".join(f"cs_finite({s})" for s in ["v", "ca", *xs, *ps])
-    reset = ([f"v = {L(float(init['V'][0]))}", f"ca = {L(float(init['ca'][0]))}"]
-             + [f"x{k} = {L(float(init['X'][k, 0]))}" for k in range(n_x)]
-             + [f"p{k} = {L(float(init['P'][k, 0]))}" for k in range(n_p)])
-    load = (["v = V[i]", "ca = CA[i]"] + [f"x{k} = X[{k}, i]" for k in range(n_x)]
-            + [f"p{k} = P[{k}, i]" for k in range(n_p)] + [f"gb{c} = gbar[{c}, i]" for c in range(C)])
-    store = (["V[i] = v", "CA[i] = ca"] + [f"X[{k}, i] = x{k}" for k in range(n_x)]
-             + [f"P[{k}, i] = p{k}" for k in range(n_p)])
-    sizes = sorted({len(s.gate.states) for s in eng.schemes})
     scratch = []
     if method == "exact" and eng.schemes:
-        big = max(sizes) ** 2
-        scratch = [f"scratch = np.zeros(({len(eng.schemes)}, {big}))",
-                   f"work = np.zeros((8, {big}))"]
-    thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
-    step = [  # one neuron's step; k, do_rec and do_check are shared by the group
-        "drive = (drive_base + noise[i, s]) if has_noise else drive_base",
-        "v_old = v",
-        *body,
-        f"# ---- spike: upward crossing of {SPIKE_THRESHOLD} mV while armed; re-armed below {SPIKE_REARM} mV ----",
-        f"if v >= {thr} and arm:",
-        "    t = ((k + ((" + thr + " - v_old) / (v - v_old))) * dt)",
-        "    arm = False",
-        "    if t >= transient:",
-        "        if count < cap:",
-        "            spk_t[i, count] = t",
-        "        count += 1",
-        f"if v < {rearm}:",
-        "    arm = True",
-        "if do_rec and slot >= 0:",
-        "    trace[slot, (k + 1) // rec_every] = v",
-        f"# ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the initial state ----",
-        "if do_check:",
-        f"    if not ({finite}) or v < {L(V_BOUNDS[0])} or v > {L(V_BOUNDS[1])}:",
-        "        good = False",
-        *("        " + r for r in reset),
-    ]
-    start = [*load, "gl = gleak[i]", "drive_base = drive0[i]", "arm = armed[i]", "good = ok[i]",
-             "slot = rec_slot[i]", "count = 0", *scratch]
-    finish = [*store, "armed[i] = arm", "ok[i] = good", "spk_n[i] = count"]
-    # group_size neurons per loop iteration, each with its own variables (see NUMBA_GROUP).
-    group = [f"i = grp * {group_size} + {b}" for b in range(group_size)]
-    group = [_rename(line, b) for b, line in enumerate(group)]
-    for b in range(group_size):
-        group += [_rename(line, b) for line in start]
-    group += ["check_phase = k0 % check_every", "rec_phase = k0 % rec_every", "for s in range(n_steps):"]
-    group += ["    " + line for line in (
-        "k = k0 + s",
-        "rec_phase += 1",
-        "do_rec = rec_phase == rec_every",
-        "if do_rec:",
-        "    rec_phase = 0",
-        "check_phase += 1",
-        "if check_phase == check_every:",
-        "    check_phase = 0",
-        "do_check = check_phase == 0 or k + 1 == k_total")]
-    for b in range(group_size):
-        group += ["    " + _rename(line, b) for line in step]
-    for b in range(group_size):
-        group += [_rename(line, b) for line in finish]
+        big = max(len(sc.gate.states) for sc in eng.schemes) ** 2
+        scratch = [f"scratch = np.zeros(({len(eng.schemes)}, {big}))", f"work = np.zeros((8, {big}))"]
+    make = _lane_kernel if method == "table" else _interleaved_kernel
+    kernel = make(body, init, n_x, n_p, C, group_size, scratch)
     src = [_NUMBA_PRELUDE.format(cell=cell.name, method=method)]
-    src += [_expm_py(n) for n in sizes] if method == "exact" else []
-    for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
-        flags = "parallel=True, " if parallel else ""
-        src.append(f"""
-
-@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
-def {name}({", ".join(NUMBA_PARAMS)}):
-    n = V.shape[0]  # a multiple of {group_size} (the launcher pads the chunk)
-    cap = spk_t.shape[1]
-    for grp in numba.prange(n // {group_size}):
-{_indent(group, 8)}
-""")
+    src += [_expm_py(n) for n in sorted({len(sc.gate.states) for sc in eng.schemes})] if method == "exact" else []
+    src.append(kernel)
     for name, parallel in zip(NUMBA_NOISE, (False, True), strict=True):
         src.append(_NOISE_BODY.format(name=name, flags="parallel=True, " if parallel else ""))
     table = np.ascontiguousarray(eng.table.T) if method == "table" else np.zeros((1, 1))
@@ -440,3 +462,184 @@ def cs_expm{n}(A, work):
             E[e] = T[e]
     return E
 '''
+
+
+def _reset_lines(init: dict, n_x: int, n_p: int) -> list[tuple[str, str]]:
+    """(state variable, its initial value as a literal) for the blow-up reset, in state order."""
+    L = literal
+    return ([("v", L(float(init["V"][0]))), ("ca", L(float(init["ca"][0])))]
+            + [(f"x{k}", L(float(init["X"][k, 0]))) for k in range(n_x)]
+            + [(f"p{k}", L(float(init["P"][k, 0]))) for k in range(n_p)])
+
+
+def _interleaved_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, group_size: int,
+                        scratch: list[str]) -> str:
+    """The two kernels with ``group_size`` neurons interleaved per loop iteration (``exact``).
+
+    Each neuron's state lives in local variables for the whole block of steps; neurons of a group
+    have their own names (:func:`_rename`), so that an out-of-order CPU overlaps their chains.
+    """
+    L = literal
+    xs, ps = [f"x{k}" for k in range(n_x)], [f"p{k}" for k in range(n_p)]
+    finite = " and ".join(f"cs_finite({s})" for s in ["v", "ca", *xs, *ps])
+    reset = ([f"v = {L(float(init['V'][0]))}", f"ca = {L(float(init['ca'][0]))}"]
+             + [f"x{k} = {L(float(init['X'][k, 0]))}" for k in range(n_x)]
+             + [f"p{k} = {L(float(init['P'][k, 0]))}" for k in range(n_p)])
+    load = (["v = V[i]", "ca = CA[i]"] + [f"x{k} = X[{k}, i]" for k in range(n_x)]
+            + [f"p{k} = P[{k}, i]" for k in range(n_p)] + [f"gb{c} = gbar[{c}, i]" for c in range(C)])
+    store = (["V[i] = v", "CA[i] = ca"] + [f"X[{k}, i] = x{k}" for k in range(n_x)]
+             + [f"P[{k}, i] = p{k}" for k in range(n_p)])
+    thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
+    step = [  # one neuron's step; k, do_rec and do_check are shared by the group
+        "drive = (drive_base + noise[i, s]) if has_noise else drive_base",
+        "v_old = v",
+        *body,
+        f"# ---- spike: upward crossing of {SPIKE_THRESHOLD} mV while armed; re-armed below {SPIKE_REARM} mV ----",
+        f"if v >= {thr} and arm:",
+        "    t = ((k + ((" + thr + " - v_old) / (v - v_old))) * dt)",
+        "    arm = False",
+        "    if t >= transient:",
+        "        if count < cap:",
+        "            spk_t[i, count] = t",
+        "        count += 1",
+        f"if v < {rearm}:",
+        "    arm = True",
+        "if do_rec and slot >= 0:",
+        "    trace[slot, (k + 1) // rec_every] = v",
+        f"# ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the initial state ----",
+        "if do_check:",
+        f"    if not ({finite}) or v < {L(V_BOUNDS[0])} or v > {L(V_BOUNDS[1])}:",
+        "        good = False",
+        *("        " + r for r in reset),
+    ]
+    start = [*load, "gl = gleak[i]", "drive_base = drive0[i]", "arm = armed[i]", "good = ok[i]",
+             "slot = rec_slot[i]", "count = 0", *scratch]
+    finish = [*store, "armed[i] = arm", "ok[i] = good", "spk_n[i] = count"]
+    # group_size neurons per loop iteration, each with its own variables (see NUMBA_GROUP).
+    group = [f"i = grp * {group_size} + {b}" for b in range(group_size)]
+    group = [_rename(line, b) for b, line in enumerate(group)]
+    for b in range(group_size):
+        group += [_rename(line, b) for line in start]
+    group += ["check_phase = k0 % check_every", "rec_phase = k0 % rec_every", "for s in range(n_steps):"]
+    group += ["    " + line for line in (
+        "k = k0 + s",
+        "rec_phase += 1",
+        "do_rec = rec_phase == rec_every",
+        "if do_rec:",
+        "    rec_phase = 0",
+        "check_phase += 1",
+        "if check_phase == check_every:",
+        "    check_phase = 0",
+        "do_check = check_phase == 0 or k + 1 == k_total")]
+    for b in range(group_size):
+        group += ["    " + _rename(line, b) for line in step]
+    for b in range(group_size):
+        group += [_rename(line, b) for line in finish]
+    src = []
+    for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
+        flags = "parallel=True, " if parallel else ""
+        src.append(f"""
+
+@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
+def {name}({", ".join(NUMBA_PARAMS)}):
+    n = V.shape[0]  # a multiple of {group_size} (the launcher pads the chunk)
+    cap = spk_t.shape[1]
+    for grp in numba.prange(n // {group_size}):
+{_indent(group, 8)}
+""")
+    return "".join(src)
+
+
+def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes: int, scratch: list[str]) -> str:
+    """The two kernels with neurons in tiles of ``lanes``, each step one vectorisable loop (``table``).
+
+    A tile's state lives in one stack array, ``st`` (:data:`_EXP_SOURCE`'s ``cs_lanes``): row q of
+    the state at ``st[q·lanes : (q+1)·lanes]``, one entry per neuron, so every access of the step
+    loop is at a constant offset from the lane index and LLVM turns the loop into SIMD code, one
+    neuron per lane (the rate-table reads become gathers, ``exp`` the inlined :func:`cs_exp`).
+    Spike detection is branch-free inside that loop (a crossing flag per lane, the re-arming by
+    selects, a count of crossings); only a step with a crossing walks the tile to record the times.
+    Each neuron's arithmetic is its own, the same in every lane and with any tile mate.
+    """
+    del scratch  # the table method has no per-neuron matrix exponential
+    L, W = literal, lanes
+    state = _reset_lines(init, n_x, n_p)
+    names = [nm for nm, _ in state]
+    # Rows of st: the state, then v before the step, the drive (with noise), g_leak, the drive
+    # without noise, armed (1.0 / 0.0), crossed this step (1.0 / 0.0), then the ḡ of each channel.
+    extra = ["v_old", "drive", "gl", "drive_base", "arm", "cross"] + [f"gb{c}" for c in range(C)]
+    row = {nm: q * W for q, nm in enumerate(names + extra)}
+    size = len(row) * W
+    thr, rearm = L(SPIKE_THRESHOLD), L(SPIKE_REARM)
+
+    def at(nm: str) -> str:
+        return f"st[{row[nm]} + b]"
+
+    arrays = {"v": "V[i]", "ca": "CA[i]", **{f"x{k}": f"X[{k}, i]" for k in range(n_x)},
+              **{f"p{k}": f"P[{k}, i]" for k in range(n_p)}}
+    load = (["i = lo + b"] + [f"{at(nm)} = {arrays[nm]}" for nm in names]
+            + [f"{at(f'gb{c}')} = gbar[{c}, i]" for c in range(C)]
+            + [f"{at('gl')} = gleak[i]", f"{at('drive_base')} = drive0[i]", f"{at('drive')} = drive0[i]",
+               f"{at('arm')} = 1.0 if armed[i] else 0.0", "good[b] = ok[i]", "slot[b] = rec_slot[i]", "count[b] = 0"])
+    store = (["i = lo + b"] + [f"{arrays[nm]} = {at(nm)}" for nm in names]
+             + [f"armed[i] = {at('arm')} > 0.5", "ok[i] = good[b]", "spk_n[i] = count[b]"])
+    step = ([f"{nm} = {at(nm)}" for nm in names + ["gl", "drive"] + [f"gb{c}" for c in range(C)]]
+            + ["v_old = v", *(re.sub(r"\bexp\(", "cs_exp(", line) for line in body)]
+            + [f"{at(nm)} = {nm}" for nm in names] + [f"{at('v_old')} = v_old"]
+            + [f"# ---- spike: upward crossing of {SPIKE_THRESHOLD} mV while armed; re-armed below "
+               f"{SPIKE_REARM} mV (selects, no branch) ----",
+               f"a = {at('arm')}",
+               f"crossed = (v >= {thr}) & (a > 0.5)",
+               f"{at('cross')} = 1.0 if crossed else 0.0",
+               "a = 0.0 if crossed else a",
+               f"{at('arm')} = 1.0 if v < {rearm} else a",
+               "n_cross += 1 if crossed else 0"])
+    finite = " and ".join(f"cs_finite({at(nm)})" for nm in names)
+    loop = ["k = k0 + s", "rec_phase += 1", "do_rec = rec_phase == rec_every", "if do_rec:", "    rec_phase = 0",
+            "check_phase += 1", "if check_phase == check_every:", "    check_phase = 0",
+            "do_check = check_phase == 0 or k + 1 == k_total",
+            "if has_noise:",
+            f"    for b in range({W}):",
+            f"        {at('drive')} = ({at('drive_base')} + noise[lo + b, s])",
+            "n_cross = 0",
+            f"for b in range({W}):  # the step of every lane: vectorised",
+            *("    " + line for line in step),
+            "if n_cross > 0:  # record the crossings (interpolated time, as the NumPy engine)",
+            f"    for b in range({W}):",
+            f"        if {at('cross')} > 0.5:",
+            f"            t = ((k + (({thr} - {at('v_old')}) / ({at('v')} - {at('v_old')}))) * dt)",
+            "            if t >= transient:",
+            "                c = count[b]",
+            "                if c < cap:",
+            "                    spk_t[lo + b, c] = t",
+            "                count[b] = c + 1",
+            "if do_rec:",
+            f"    for b in range({W}):",
+            "        if slot[b] >= 0:",
+            f"            trace[slot[b], (k + 1) // rec_every] = {at('v')}",
+            f"# ---- blow-up check: non-finite state or V outside {V_BOUNDS} mV -> flag, reset to the "
+            "initial state ----",
+            "if do_check:",
+            f"    for b in range({W}):",
+            f"        if not ({finite}) or {at('v')} < {L(V_BOUNDS[0])} or {at('v')} > {L(V_BOUNDS[1])}:",
+            "            good[b] = False",
+            *(f"            {at(nm)} = {value}" for nm, value in state)]
+    tile = [f"lo = tile * {W}", "st = cs_lanes()", f"good = np.empty({W}, np.bool_)",
+            f"slot = np.empty({W}, np.int64)", f"count = np.empty({W}, np.int64)",
+            f"for b in range({W}):", *("    " + line for line in load),
+            "check_phase = k0 % check_every", "rec_phase = k0 % rec_every",
+            "for s in range(n_steps):", *("    " + line for line in loop),
+            f"for b in range({W}):", *("    " + line for line in store)]
+    src = [_EXP_SOURCE.format(size=size)]
+    for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
+        flags = "parallel=True, " if parallel else ""
+        src.append(f"""
+
+@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
+def {name}({", ".join(NUMBA_PARAMS)}):
+    n = V.shape[0]  # a multiple of {W} (the launcher pads the chunk)
+    cap = spk_t.shape[1]
+    for tile in numba.prange(n // {W}):
+{_indent(tile, 8)}
+""")
+    return "".join(src)
