@@ -132,6 +132,7 @@ def header(args: argparse.Namespace, argv: list[str], sizes_done) -> str:
              f"; MAF compared at {args.compare_at}; "
              f"max_epochs: {args.max_epochs or 'standard'}; held-out: {args.n_test}; "
              f"samples simulated per recording: {args.n_check}; cell: {args.cell}; seed: {args.seed}",
+             f"learning_rate: {inference.standard_settings().learning_rate:g}",
              f"commit: {commit}; {versions}"]
     return "".join(f"# {line}\n" for line in lines)
 

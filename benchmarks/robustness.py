@@ -189,6 +189,10 @@ def budget_kind(args: argparse.Namespace) -> str:
     return "standard" if standard else "custom"
 
 
+LEGACY_LEARNING_RATE = "0.001"
+"""The learning rate of files written before the header recorded one (the standard until 2026-12-02)."""
+
+
 def header(args: argparse.Namespace, argv: list[str], refine_status: str) -> str:
     """The ``#`` lines at the top of the CSV: date, command, budget, refinement, commit and versions."""
     try:
@@ -204,6 +208,7 @@ def header(args: argparse.Namespace, argv: list[str], refine_status: str) -> str
              f"per HPD rank: {args.n_samples}; cell: {CELL}; seed: {args.seed}"
              + (f"; missed_prior: {args.missed_prior:g} (p_missed inferred)" if args.missed_prior else ""),
              f"refinement: {refine_status}",
+             f"learning_rate: {inference.standard_settings().learning_rate:g}",
              f"commit: {commit}; {versions}"]
     return "".join(f"# {line}\n" for line in lines)
 
@@ -265,13 +270,18 @@ def updated(args: argparse.Namespace, argv: list[str], rows: pd.DataFrame) -> tu
     """(header, table) of ``args.out`` with the rows of ``rows`` replaced (``--update``).
 
     Raises:
-        ValueError: The file was made with another budget, epochs, check size or seed.
+        ValueError: The file was made with another budget, epochs, check size, seed or learning rate.
     """
     old, about = recordings.read_annotated_csv(args.out)
     fresh = header(args, argv, "").splitlines()
     if about.get("budget") != fresh[2].removeprefix("# budget: "):
         raise ValueError(f"--update: {args.out} was made with '{about.get('budget')}', this run is "
                          f"'{fresh[2].removeprefix('# budget: ')}'; rerun the whole file instead")
+    rate = fresh[4].removeprefix("# learning_rate: ")
+    if about.get("learning_rate", LEGACY_LEARNING_RATE) != rate:  # another posterior: its rows would not mix
+        raise ValueError(f"--update: {args.out} was made at learning rate "
+                         f"{about.get('learning_rate', LEGACY_LEARNING_RATE)}, this run trains at {rate}; "
+                         "rerun the whole file instead")
     table = pd.concat([old[~old["ID"].isin(rows["ID"])], rows]).set_index("ID").loc[old["ID"]].reset_index()
     considered = table.loc[table["predictive_refined"].notna(), "ID"].tolist()
     status = ("recordings whose amortised posterior fails the predictive check were refined among "
@@ -280,7 +290,7 @@ def updated(args: argparse.Namespace, argv: list[str], rows: pd.DataFrame) -> tu
             f"python benchmarks/robustness.py {shlex.join(argv)}")
     previous = about.get("update")
     lines = [fresh[0], f"# command: {about.get('command', '?')}", fresh[2], f"# refinement: {status}",
-             f"# update: {previous + '; ' if previous else ''}{note}", fresh[4]]
+             f"# update: {previous + '; ' if previous else ''}{note}", fresh[4], fresh[5]]
     return "".join(f"{line}\n" for line in lines), table[list(COLUMNS)]
 
 

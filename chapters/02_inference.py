@@ -68,7 +68,7 @@ from myst_nb import glue
 
 import condspace
 from condspace import cells, inference, plotting, recordings, resolve, simulate
-from condspace.posterior_scores import COVERAGE_TOLERANCE, PREDICTIVE_MIN
+from condspace.posterior_scores import COVERAGE_TOLERANCE, PREDICTIVE_MIN, learning_rate_note
 
 
 def show(name, value):
@@ -523,7 +523,8 @@ if ablation is None:
 else:
     glue("ablation_source", Markdown(f"The file was written on {about.get('date', '?')} by "
                                      f"`{about.get('command', '?')}` (sizes {about.get('sizes', '?')}); its "
-                                     "rows are its own training runs, not this page's."), display=False)
+                                     "rows are its own training runs, not this page's." + learning_rate_note(about)),
+         display=False)
     checked = [c for c in ablation.columns if c.startswith("predictive_")]
     ablation["worst predictive check"] = ablation[checked].min(axis=1)
     at = int(ablation.loc[ablation["model"] == "maf", "n_train"].max()) if (ablation["model"] == "maf").any() \
@@ -578,7 +579,7 @@ from IPython.display import Markdown
 from myst_nb import glue
 
 from condspace import plotting, recordings
-from condspace.posterior_scores import PREDICTIVE_MIN, robustness_sentence
+from condspace.posterior_scores import PREDICTIVE_MIN, learning_rate_note, robustness_sentence
 
 ROBUSTNESS_CSV = Path("data/robustness") / f"{CELL_TYPE}_robustness.csv"  # written by benchmarks/robustness.py
 ROBUSTNESS_COMMAND = "python benchmarks/robustness.py"  # the run at the standard budget (hours on two cores)
@@ -599,7 +600,7 @@ else:
                                                  f"nothing about the standard one; the standard run is "
                                                  f"`{ROBUSTNESS_COMMAND}`." if fast else ".")
         + (" Updated since: " + re.sub(r"by (python [^;]+)", r"by `\1`", robust_about["update"]) + "."
-           if "update" in robust_about else "")), display=False)
+           if "update" in robust_about else "") + learning_rate_note(robust_about)), display=False)
     glue("robust_n_sets", str(robust["set"].nunique()), display=False)
     glue("robust_sentence", robustness_sentence(robust, robust_about), display=False)
     fig = plotting.plot_robustness(robust, threshold=PREDICTIVE_MIN)
@@ -653,7 +654,8 @@ else:
     glue("missed_model_sentence", Markdown(
         f"Scored on the same recordings by `{missed_about.get('command', '?')}` "
         f"({missed_about.get('date', '?')}), the amortised predictive check averages " + "; ".join(parts)
-        + ". Which model fits is a property of the recording's detector, not a free choice per recording: "
+        + "." + learning_rate_note(missed_about) + " Which model fits is a property of the recording's detector, "
+        "not a free choice per recording: "
         "a posterior that allows misses also simulates them, and fails a clean tonic train for it."),
         display=False)
 

@@ -317,6 +317,14 @@ def test_update_replaces_only_the_rescored_rows(bench, tmp_path):
     other = bench.parse([*again, "--budget", "123"])
     with pytest.raises(ValueError, match="rerun the whole file"):
         bench.updated(other, again, row)
+    # Nor one whose posterior trained at another learning rate (or before the header recorded it).
+    assert about["learning_rate"] == f"{inference.standard_settings().learning_rate:g}"
+    for old_line, rate in (("", bench.LEGACY_LEARNING_RATE), ("# learning_rate: 0.5\n", "0.5")):
+        text = "".join(line + "\n" for line in out.read_text(encoding="utf-8").splitlines()
+                       if not line.startswith("# learning_rate"))
+        out.write_text(old_line + text, encoding="utf-8")
+        with pytest.raises(ValueError, match=f"made at learning rate {rate}, this run trains at"):
+            bench.updated(args, again, row)
     with pytest.raises(SystemExit):
         bench.parse(["--update", "--out", str(out)])
 

@@ -4,7 +4,8 @@
 Numba is importable). The kernel source is written by :func:`condspace._codegen.generate_numba`
 from the same declaration and the same tracer as the CUDA kernel; each neuron's whole block of
 time steps runs in compiled code (with the rate table, 16 neurons as the SIMD lanes of one
-vectorised loop), tiles of neurons spread over threads (``numba.prange``). This module writes that source to a file, compiles it (cached on disk), and
+vectorised loop), tiles of neurons spread over threads (``numba.prange``). This module writes
+that source to a file, compiles it (cached on disk), and
 drives it chunk by chunk, block of steps by block of steps, gathering spikes into the layout
 :func:`condspace.simulate` returns.
 

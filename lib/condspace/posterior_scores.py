@@ -154,3 +154,31 @@ def robustness_sentence(table: Any, about: Mapping[str, str]) -> str:
     else:
         parts.append(f"; no refined fractions in this file (refinement: {about.get('refinement', 'not recorded')})")
     return "".join(parts) + "."
+
+
+LEGACY_LEARNING_RATE = 1e-3
+"""The Adam learning rate of benchmark files whose header records none (the standard until 2026-12-02)."""
+
+
+def learning_rate_note(about: Mapping[str, str]) -> str:
+    """A sentence on the learning rate a benchmark file's flows were trained at, if not this build's.
+
+    ``benchmarks/inference_ablation.py`` and ``benchmarks/robustness.py`` record the standard
+    learning rate in their header (``# learning_rate: …``); files written before that trained at
+    :data:`LEGACY_LEARNING_RATE`. Their rows come from their own posteriors, so a reader should
+    know when those were trained otherwise than the page's.
+
+    Args:
+        about: The header of the file (``recordings.read_annotated_csv``).
+
+    Returns:
+        ``""`` when the file's rate is the standard one, else one sentence (with a leading space).
+    """
+    now = inference.standard_settings().learning_rate
+    recorded = about.get("learning_rate")
+    rate = LEGACY_LEARNING_RATE if recorded is None else float(recorded)
+    if rate == now:
+        return ""
+    when = " (the standard when the file was written; its header predates the field)" if recorded is None else ""
+    return (f" Its posteriors were trained at Adam learning rate {rate:g}{when}; the posterior of this page "
+            f"at {now:g}, which converges in about half the epochs.")
