@@ -24,8 +24,12 @@ def around_example(example: str, protocol: inference.Protocol, **recording: Any)
     prior = inference.make_prior(stg, bounds={n: (0.8 * ex[n], 1.2 * ex[n]) for n in stg.inferred_names},
                                  **recording)
     ts = inference.training_set(stg, 1200, prior=prior, protocol=protocol, seed=0, use_cache=False, progress=False)
+    # Batches of 128 at learning rate 1e-3: the standard 3e-3 was chosen for batches of 1024 (an
+    # eighth of the steps per epoch); at 3e-3 with these small batches the missed-spike posterior
+    # reproduced its thinned recording at 0.53 where the true set reaches 0.70 (measured 2026-12-02).
     settings = inference.EstimatorSettings(hidden_features=32, num_transforms=2, max_epochs=80, batch_size=128,
-                                           transform="logit", ensemble=1, class_restriction=False)
+                                           learning_rate=1e-3, transform="logit", ensemble=1,
+                                           class_restriction=False)
     return inference.train(ts.theta[ts.valid], ts.x[ts.valid], prior, settings=settings, seed=0, cell="stg",
                            info={"protocol": asdict(protocol)}, progress=False)
 

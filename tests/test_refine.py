@@ -294,7 +294,10 @@ SHORT = inference.Protocol.for_cell("stg", t_max=1500.0, transient=500.0)  # a 1
 @pytest.fixture(scope="module")
 def small_stg(tmp_path_factory):
     """A deliberately small STG posterior (200 simulations, 5 epochs, small flows) and a tonic recording."""
-    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=5)
+    # Undertrained on purpose, at the learning rate of 1e-3 its measurements below were made with
+    # (at the standard 3e-3 the same 5 epochs train it further: HPR volume 0.944, then 0.899 after
+    # one round, a smaller step than the test asks of refinement from an undertrained start).
+    settings = inference.EstimatorSettings(hidden_features=16, num_transforms=2, max_epochs=5, learning_rate=1e-3)
     # Neither noise nor misses inferred here (noise=0, missed=0): a clean recording that this tiny
     # posterior reproduces now and then, as the policy test needs; the CLI test below refines with the
     # default prior, which infers both.
