@@ -418,19 +418,7 @@ def _interleaved_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int,
         group += ["    " + _rename(line, b) for line in step]
     for b in range(group_size):
         group += [_rename(line, b) for line in finish]
-    src = []
-    for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
-        flags = "parallel=True, " if parallel else ""
-        src.append(f"""
-
-@numba.njit({flags}cache=True, nogil=True, error_model="numpy")
-def {name}({", ".join(NUMBA_PARAMS)}):
-    n = V.shape[0]  # a multiple of {group_size} (the launcher pads the chunk)
-    cap = spk_t.shape[1]
-    for grp in numba.prange(n // {group_size}):
-{_indent(group, 8)}
-""")
-    return "".join(src)
+    return _serial_and_parallel("grp", group_size, group)
 
 
 def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes: int, scratch: list[str]) -> str:
@@ -513,16 +501,22 @@ def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes:
             "check_phase = k0 % check_every", "rec_phase = k0 % rec_every",
             "for s in range(n_steps):", *("    " + line for line in loop),
             f"for b in range({W}):", *("    " + line for line in store)]
-    src = [_EXP_SOURCE.format(size=size)]
+    return _EXP_SOURCE.format(size=size) + _serial_and_parallel("tile", W, tile)
+
+
+def _serial_and_parallel(index: str, width: int, body: list[str]) -> str:
+    """The two entry points (:data:`NUMBA_KERNELS`): ``body`` once per ``index`` over the chunk's groups
+    of ``width`` neurons, compiled without threads and with ``numba.prange`` over threads."""
+    src = []
     for name, parallel in zip(NUMBA_KERNELS, (False, True), strict=True):
         flags = "parallel=True, " if parallel else ""
         src.append(f"""
 
 @numba.njit({flags}cache=True, nogil=True, error_model="numpy")
 def {name}({", ".join(NUMBA_PARAMS)}):
-    n = V.shape[0]  # a multiple of {W} (the launcher pads the chunk)
+    n = V.shape[0]  # a multiple of {width} (the launcher pads the chunk)
     cap = spk_t.shape[1]
-    for tile in numba.prange(n // {W}):
-{_indent(tile, 8)}
+    for {index} in numba.prange(n // {width}):
+{_indent(body, 8)}
 """)
     return "".join(src)
