@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from condspace import cells, inference, recordings
+from condspace import cells, inference, posterior_scores, recordings
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RECORDINGS = ROOT / "data" / "recordings" / "misspecified"
@@ -189,8 +189,7 @@ def budget_kind(args: argparse.Namespace) -> str:
     return "standard" if standard else "custom"
 
 
-LEGACY_LEARNING_RATE = "0.001"
-"""The learning rate of files written before the header recorded one (the standard until 2026-12-02)."""
+LEGACY_LEARNING_RATE = f"{posterior_scores.LEGACY_LEARNING_RATE:g}"  # files whose header records no rate
 
 
 def header(args: argparse.Namespace, argv: list[str], refine_status: str) -> str:
