@@ -332,8 +332,10 @@ def generate_numba(cell: CellType, dt: float, method: str = "table", group_size:
     if method == "exact" and eng.schemes:
         big = max(len(sc.gate.states) for sc in eng.schemes) ** 2
         scratch = [f"scratch = np.zeros(({len(eng.schemes)}, {big}))", f"work = np.zeros((8, {big}))"]
-    make = _lane_kernel if method == "table" else _interleaved_kernel
-    kernel = make(body, init, n_x, n_p, C, group_size, scratch)
+    if method == "table":
+        kernel = _lane_kernel(body, init, n_x, n_p, C, group_size)
+    else:
+        kernel = _interleaved_kernel(body, init, n_x, n_p, C, group_size, scratch)
     src = [_NUMBA_PRELUDE.format(cell=cell.name, method=method)]
     src += [_expm_py(n) for n in sorted({len(sc.gate.states) for sc in eng.schemes})] if method == "exact" else []
     src.append(kernel)
@@ -363,11 +365,9 @@ def _interleaved_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int,
     have their own names (:func:`_rename`), so that an out-of-order CPU overlaps their chains.
     """
     L = literal
-    xs, ps = [f"x{k}" for k in range(n_x)], [f"p{k}" for k in range(n_p)]
-    finite = " and ".join(f"cs_finite({s})" for s in ["v", "ca", *xs, *ps])
-    reset = ([f"v = {L(float(init['V'][0]))}", f"ca = {L(float(init['ca'][0]))}"]
-             + [f"x{k} = {L(float(init['X'][k, 0]))}" for k in range(n_x)]
-             + [f"p{k} = {L(float(init['P'][k, 0]))}" for k in range(n_p)])
+    state = _reset_lines(init, n_x, n_p)
+    finite = " and ".join(f"cs_finite({name})" for name, _ in state)
+    reset = [f"{name} = {value}" for name, value in state]
     load = (["v = V[i]", "ca = CA[i]"] + [f"x{k} = X[{k}, i]" for k in range(n_x)]
             + [f"p{k} = P[{k}, i]" for k in range(n_p)] + [f"gb{c} = gbar[{c}, i]" for c in range(C)])
     store = (["V[i] = v", "CA[i] = ca"] + [f"X[{k}, i] = x{k}" for k in range(n_x)]
@@ -421,7 +421,7 @@ def _interleaved_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int,
     return _serial_and_parallel("grp", group_size, group)
 
 
-def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes: int, scratch: list[str]) -> str:
+def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes: int) -> str:
     """The two kernels with neurons in tiles of ``lanes``, each step one vectorisable loop (``table``).
 
     A tile's state lives in one stack array, ``st`` (:data:`_EXP_SOURCE`'s ``cs_lanes``): row q of
@@ -432,7 +432,6 @@ def _lane_kernel(body: list[str], init: dict, n_x: int, n_p: int, C: int, lanes:
     selects, a count of crossings); only a step with a crossing walks the tile to record the times.
     Each neuron's arithmetic is its own, the same in every lane and with any tile mate.
     """
-    del scratch  # the table method has no per-neuron matrix exponential
     L, W = literal, lanes
     state = _reset_lines(init, n_x, n_p)
     names = [nm for nm, _ in state]
